@@ -1,0 +1,26 @@
+# The README's two commands. Each sets itself up on a fresh machine: it creates .venv when
+# missing and (re)installs cmseg with its dev extra only when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.cmseg-installed
+
+.PHONY: test lint clean-venv
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check cmseg tests benchmarks
+
+# The stamp records that the environment matches pyproject.toml; a second `make test` skips
+# the install entirely.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

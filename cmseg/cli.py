@@ -1,0 +1,348 @@
+"""The ``cmseg`` command line (DESIGN §5): one entry point, six subcommands.
+
+This module only parses arguments and dispatches; each command's work lives in
+``cmseg/commands/``. Heavy libraries (torch, timm, transformers) are imported inside the
+commands that need them, so ``cmseg evaluate`` and ``cmseg data`` start quickly.
+
+User errors (:class:`~cmseg.errors.CmsegError`) are printed as one line,
+``error: <path>: <reason>``, with exit code 2; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from cmseg import TASKS, __version__
+from cmseg.errors import CmsegError, NotBuiltError
+
+log = logging.getLogger(__name__)
+
+#: Tasks each command supports in this version. The README's status table mirrors this.
+IMPLEMENTED: dict[str, frozenset[str]] = {
+    "demo": frozenset(),
+    "data synth": frozenset(),
+    "data check": frozenset(),
+    "train": frozenset(),
+    "predict": frozenset(),
+    "evaluate": frozenset(),
+}
+
+#: ``cmseg evaluate`` also scores A2D-/JHMDB-Sentences mAP, which is a protocol, not a method.
+EVALUATE_TASKS = TASKS + ("a2d",)
+
+
+def require(command: str, task: str) -> None:
+    """Raise :class:`NotBuiltError` unless ``command`` is implemented for ``task``."""
+    if task not in IMPLEMENTED[command]:
+        raise NotBuiltError(
+            f"'cmseg {command}' is not built yet for task '{task}' (see the README's status table)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the hand-made line breaks of descriptions and epilogs."""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (``cmseg -q evaluate`` == ``cmseg evaluate -q``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output and diagnostics")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors; no progress bars",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug messages"
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback of an error instead of one line",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="cmseg",
+        description="Cross-modal object segmentation: train, predict and evaluate five tasks "
+        "(sod, coseg, ris, rvos, fsrvos).",
+        formatter_class=_HelpFormatter,
+        parents=[common],
+        epilog="Run 'cmseg COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"cmseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=description or help_text,
+            parents=[common],
+            formatter_class=_HelpFormatter,
+        )
+
+    _add_demo(add("demo", "built-in data -> train -> predict -> evaluate -> table"))
+    _add_data(
+        add("data", "generate the built-in synthetic benchmark or check a dataset on disk"), common
+    )
+    _add_train(add("train", "train a model from a YAML config (distributed under torchrun)"))
+    _add_predict(add("predict", "run a trained model on new inputs and write masks"))
+    _add_evaluate(
+        add("evaluate", "score prediction files against ground truth with a task's protocol")
+    )
+    add("info", "print versions, devices, and the models and configs cmseg knows").set_defaults(
+        handler=_run_info
+    )
+    return parser
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "task", nargs="?", default="sod", choices=TASKS, help="which task to demonstrate"
+    )
+    p.add_argument(
+        "--out",
+        default="runs/demo",
+        help="folder for the data, checkpoints, predictions and results",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the data generator and the training"
+    )
+    p.set_defaults(handler=_run_demo)
+
+
+def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    synth = data_sub.add_parser(
+        "synth",
+        parents=[common],
+        formatter_class=_HelpFormatter,
+        help="write the procedural benchmark of a task in its real on-disk format",
+        description="Write the procedural benchmark of a task in its real on-disk format.",
+    )
+    synth.add_argument("task", choices=TASKS, help="which task's dataset to generate")
+    synth.add_argument("--out", required=True, help="output folder (created)")
+    synth.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="number of samples (scenes, groups, clips...); task default if omitted",
+    )
+    synth.add_argument("--size", type=int, default=256, help="image side in pixels")
+    synth.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed writes the same files"
+    )
+    synth.set_defaults(handler=_run_data_synth)
+    check = data_sub.add_parser(
+        "check",
+        parents=[common],
+        formatter_class=_HelpFormatter,
+        help="validate a dataset on disk and list every problem",
+        description="Validate a dataset on disk and list every problem at once.",
+    )
+    check.add_argument("task", choices=TASKS, help="which task's layout to expect")
+    check.add_argument("--root", required=True, help="dataset root folder")
+    check.set_defaults(handler=_run_data_check)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config file (see configs/)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides with dotted keys, e.g. optim.lr=1e-4 train.max_steps=500",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH",
+        help="resume from this checkpoint folder (model, optimizer, scheduler, RNG, data position)",
+    )
+    p.set_defaults(handler=_run_train)
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", choices=TASKS, help="which task the checkpoint solves")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or .safetensors file")
+    p.add_argument(
+        "--input",
+        "--rgb",
+        "--image",
+        dest="input",
+        action="append",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="image(s) or video folder(s) to segment (repeatable)",
+    )
+    p.add_argument(
+        "--aux",
+        default=None,
+        metavar="FILE_OR_DIR",
+        help="sod: depth or thermal map(s), paired with the inputs by name",
+    )
+    p.add_argument(
+        "--sentence",
+        action="append",
+        default=None,
+        help="ris / rvos / fsrvos: referring sentence (repeatable)",
+    )
+    p.add_argument("--out", required=True, help="output folder for the masks")
+    p.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--skip-existing", action="store_true", help="do not recompute outputs that already exist"
+    )
+    p.set_defaults(handler=_run_predict)
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "task", choices=EVALUATE_TASKS, help="which protocol family (a2d: A2D/JHMDB-Sentences mAP)"
+    )
+    p.add_argument(
+        "--pred",
+        action="append",
+        required=True,
+        metavar="[NAME=]DIR",
+        help="prediction folder; repeat as NAME=DIR to compare several methods in one table",
+    )
+    p.add_argument(
+        "--gt", required=True, metavar="DIR", help="ground-truth folder (or JSON file for a2d)"
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="named protocol, e.g. sod: pysodmetrics | spnet; rvos: davis | mevis | ytvos (task default if omitted)",
+    )
+    p.add_argument(
+        "--out", default=None, metavar="FILE", help="write the results as JSON (atomically)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: all cores)"
+    )
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    p.add_argument(
+        "--markdown", default=None, metavar="FILE", help="also write the table as Markdown"
+    )
+    p.add_argument(
+        "--plots", default=None, metavar="DIR", help="write curve plots (PNG) into this folder"
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score the files that exist instead of failing on missing, extra or unreadable ones",
+    )
+    p.set_defaults(handler=_run_evaluate)
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers (thin: they import the module that does the work)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    require("demo", args.task)
+    from cmseg.commands.demo import run_demo
+
+    return run_demo(args)
+
+
+def _run_data_synth(args: argparse.Namespace) -> int:
+    require("data synth", args.task)
+    from cmseg.commands.data import run_synth
+
+    return run_synth(args)
+
+
+def _run_data_check(args: argparse.Namespace) -> int:
+    require("data check", args.task)
+    from cmseg.commands.data import run_check
+
+    return run_check(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from cmseg.config import RunConfig, load_config
+
+    cfg = load_config(RunConfig, args.config, args.overrides)  # validates before anything runs
+    require("train", cfg.task)
+    from cmseg.commands.train import run_train
+
+    return run_train(cfg, resume=args.resume)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    require("predict", args.task)
+    from cmseg.commands.predict import run_predict
+
+    return run_predict(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    require("evaluate", args.task)
+    from cmseg.commands.evaluate import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from cmseg.commands.info import run_info
+
+    return run_info()
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 2 bad input or not built, 130 interrupted)."""
+    from cmseg.logs import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose, quiet, debug = (getattr(args, k, False) for k in ("verbose", "quiet", "debug"))
+    setup_logging(1 if verbose else -1 if quiet else 0)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CmsegError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `cmseg info | head -1`
+        return 0
+    except Exception as err:  # a bug in cmseg: keep it short unless asked
+        if debug:
+            raise
+        first = str(err).strip().splitlines()
+        print(
+            f"error: internal error: {type(err).__name__}: {first[0] if first else ''} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Safe readers and writers for every file cmseg touches.
+
+Conventions (DESIGN §3):
+
+* images come back as RGB ``uint8`` arrays of shape ``(H, W, 3)``, EXIF orientation applied;
+* depth / thermal maps come back as ``float32`` ``(H, W)`` in ``[0, 1]`` plus a boolean
+  validity mask (NaN, +/-inf and, on request, zeros are invalid and excluded from the
+  normalisation);
+* masks come back as ``bool`` ``(H, W)``; indexed (palette) masks as integer ``(H, W)``;
+* writers are atomic: the data goes to a temporary file in the target folder, which is then
+  renamed over the target, so an interrupted run never leaves a half-written file behind.
+
+Every failure raises :class:`cmseg.errors.InputError` naming the file and the problem in one
+line; nothing here lets a numpy or PIL traceback escape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cmseg.errors import InputError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "AUX_EXTENSIONS",
+    "MAX_PIXELS",
+    "read_image",
+    "read_aux",
+    "read_mask",
+    "read_index_mask",
+    "read_grey",
+    "write_png",
+    "write_json",
+    "write_text",
+    "atomic_open",
+]
+
+#: Extensions accepted for images, masks and saliency maps (lower case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Extensions accepted for depth / thermal maps (lower case).
+AUX_EXTENSIONS = IMAGE_EXTENSIONS + (".npy", ".npz")
+#: Largest image (in pixels) any reader decodes: protects against decompression bombs.
+#: 4096 x 4096 x 8 = 134M pixels covers every benchmark of the field by a wide margin.
+MAX_PIXELS = 1 << 27
+
+# We do our own, stricter and clearer, pixel-count check before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+
+# --------------------------------------------------------------------------------------------
+# Opening and decoding
+
+
+def _check_file(path: Path, extensions: tuple[str, ...]) -> None:
+    """Fail with a one-line reason unless ``path`` is a non-empty file with a known extension."""
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a file")
+    if path.suffix.lower() not in extensions:
+        raise InputError(
+            path,
+            f"unsupported extension {path.suffix or '(none)'!r}; expected one of {', '.join(extensions)}",
+        )
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty (0 bytes)")
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(
+            path, f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+        )
+
+
+@contextlib.contextmanager
+def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
+    """Open an image lazily, check its size from the header, then decode it fully.
+
+    PIL decodes lazily; forcing ``load()`` here means a truncated file fails inside this
+    context, where we can still name the file, rather than later inside numpy.
+    """
+    try:
+        with Image.open(path) as img:
+            _check_pixels(path, img.width, img.height, max_pixels)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. PIL's palette-transparency notices
+                img.load()
+            yield img
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(
+            path,
+            f"not a readable image (content does not match any image format; extension {path.suffix!r})",
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:  # truncated / corrupt data
+        raise InputError(path, f"corrupt or truncated image ({_one_line(err)})") from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _high_bit_depth_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale a 16/32-bit integer or float grey array to uint8 by its type's natural range."""
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+        # Float images are taken as [0, 1] when they fit, otherwise as [0, 255].
+        scale = 255.0 if finite.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(np.rint(finite * scale), 0, 255).astype(np.uint8)
+    # PIL exposes 16-bit PNGs as mode I;16 or I (int32 holding 0..65535).
+    top = 65535.0 if arr.max(initial=0) > 255 or arr.dtype == np.uint16 else 255.0
+    return np.clip(np.rint(arr.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Readers
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read any JPEG/PNG/BMP/TIFF/WebP image as RGB.
+
+    Grey, RGBA (alpha dropped), palette, CMYK and 16-bit inputs are converted; the EXIF
+    orientation tag is applied so the array matches what an image viewer shows.
+
+    Returns:
+        ``uint8`` array of shape ``(H, W, 3)``, values 0..255.
+    """
+    path = Path(path)
+    _check_file(path, IMAGE_EXTENSIONS)
+    with _opened(path, max_pixels) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            grey = _high_bit_depth_to_uint8(np.asarray(img))
+            return np.repeat(grey[:, :, None], 3, axis=2)
+        if img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_grey(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image as one grey channel (e.g. a saliency map 0..255 or a soft GT).
+
+    Colour inputs are converted with ITU-R 601 luma (PIL ``convert('L')``, what SOD toolkits
+    do); 16-bit inputs are scaled to 8 bits.
+
+    Returns:
+        ``uint8`` array of shape ``(H, W)``, values 0..255.
+    """
+    path = Path(path)
+    _check_file(path, IMAGE_EXTENSIONS)
+    with _opened(path, max_pixels) as img:
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            return _high_bit_depth_to_uint8(np.asarray(img))
+        if img.mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+
+
+def read_mask(
+    path: str | os.PathLike[str], *, strict: bool = False, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Read a binary mask.
+
+    * 0/255 or grey masks: foreground is ``value > 127``;
+    * masks stored as 0/1 (common in some releases) are recognised: when the largest value is
+      1, foreground is ``value == 1`` (thresholding them at 127 would silently empty them);
+    * palette / indexed PNGs: foreground is every non-zero index;
+    * colour masks are converted to grey first.
+
+    Args:
+        strict: refuse masks with values other than {0, 255} (or {0, 1}) instead of
+            thresholding them; use it where a dataset promises binary masks.
+
+    Returns:
+        ``bool`` array of shape ``(H, W)``.
+    """
+    path = Path(path)
+    _check_file(path, IMAGE_EXTENSIONS)
+    with _opened(path, max_pixels) as img:
+        if img.mode == "P":
+            return np.asarray(img) > 0
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            values = _high_bit_depth_to_uint8(np.asarray(img))
+        else:
+            values = np.asarray(img.convert("L"), dtype=np.uint8)
+    top = int(values.max(initial=0))
+    if top <= 1:
+        return values == 1
+    if strict:
+        extra = np.setdiff1d(np.unique(values), np.array([0, 255], dtype=np.uint8))
+        if extra.size:
+            shown = ", ".join(str(int(v)) for v in extra[:5]) + (", ..." if extra.size > 5 else "")
+            raise InputError(
+                path, f"mask is not binary: values other than 0 and 255 found ({shown})"
+            )
+    return values > 127
+
+
+def read_index_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an indexed mask (video object annotations: 0 background, k = object k).
+
+    Palette PNGs (DAVIS, YouTube-VOS) give their palette indices; grey PNGs give their grey
+    values (a 0/255 binary PNG therefore gives objects 0 and 255: the DAVIS "void" value).
+
+    Returns:
+        ``uint8`` array of shape ``(H, W)`` (``uint16`` for 16-bit inputs).
+    """
+    path = Path(path)
+    _check_file(path, IMAGE_EXTENSIONS)
+    with _opened(path, max_pixels) as img:
+        if img.mode in ("P", "L"):
+            return np.asarray(img, dtype=np.uint8).copy()
+        if img.mode in ("I", "I;16", "I;16B", "I;16L"):
+            arr = np.asarray(img)
+            if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+                raise InputError(path, "indexed mask has values outside 0..65535")
+            return arr.astype(np.uint16)
+        if img.mode in ("RGB", "RGBA"):
+            rgb = np.asarray(img.convert("RGB"))
+            if not (
+                np.array_equal(rgb[..., 0], rgb[..., 1])
+                and np.array_equal(rgb[..., 0], rgb[..., 2])
+            ):
+                raise InputError(path, "colour (RGB) mask: expected a palette or grey indexed PNG")
+            return rgb[..., 0].copy()
+        raise InputError(path, f"unsupported image mode {img.mode!r} for an indexed mask")
+
+
+def read_aux(
+    path: str | os.PathLike[str],
+    *,
+    zero_is_invalid: bool = False,
+    npz_key: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a depth or thermal map and normalise it per image.
+
+    Accepts PNG (8 or 16 bit), JPEG, BMP, TIFF (integer or float), WebP, ``.npy`` and ``.npz``
+    (the single array, or ``npz_key``). Colour maps are averaged over their channels.
+    Non-finite values (NaN, +/-inf) and, with ``zero_is_invalid``, zeros (the usual "no
+    measurement" code of depth sensors) are marked invalid, excluded from the min-max
+    normalisation and set to 0.
+
+    Returns:
+        ``(values, valid)``: ``float32`` ``(H, W)`` in ``[0, 1]`` and ``bool`` ``(H, W)``.
+        A map whose valid values are all equal normalises to 0 everywhere; a map with no
+        valid pixel gives zeros and an all-False mask (callers decide whether that is fatal).
+    """
+    path = Path(path)
+    _check_file(path, AUX_EXTENSIONS)
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        raw = _read_numpy_map(path, npz_key)
+    else:
+        with _opened(path, max_pixels) as img:
+            if img.mode == "P":
+                img = img.convert("L")
+            elif img.mode in ("RGBA", "LA", "CMYK", "YCbCr"):
+                img = img.convert("RGB")
+            raw = np.asarray(img)
+    if raw.ndim == 3:
+        raw = raw.astype(np.float64).mean(axis=2)
+    _check_pixels(path, raw.shape[1], raw.shape[0], max_pixels)
+    return normalise_aux(raw, zero_is_invalid=zero_is_invalid)
+
+
+def _read_numpy_map(path: Path, npz_key: str | None) -> np.ndarray:
+    try:
+        # allow_pickle=False: a .npy/.npz is data, never code.
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(path, f"not a readable numpy file ({_one_line(err)})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            if npz_key is not None:
+                if npz_key not in keys:
+                    raise InputError(
+                        path, f"no array {npz_key!r} in the .npz (has {', '.join(keys)})"
+                    )
+                key = npz_key
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise InputError(
+                    path, f".npz holds {len(keys)} arrays ({', '.join(keys[:5])}); name one"
+                )
+            try:
+                arr = loaded[key]
+            except ValueError as err:
+                raise InputError(path, f"array {key!r} cannot be read ({_one_line(err)})") from None
+    else:
+        arr = loaded
+    arr = np.squeeze(arr)
+    if arr.ndim not in (2, 3) or arr.dtype.kind not in "biuf":
+        raise InputError(path, f"expected a 2-D numeric map, got shape {arr.shape} of {arr.dtype}")
+    return arr
+
+
+def normalise_aux(
+    raw: np.ndarray, *, zero_is_invalid: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min-max normalise a raw map over its valid pixels.
+
+    Args:
+        raw: ``(H, W)`` array of any numeric dtype.
+        zero_is_invalid: treat exact zeros as missing measurements.
+
+    Returns:
+        ``float32`` ``(H, W)`` in ``[0, 1]`` (invalid pixels 0) and the ``bool`` validity mask.
+    """
+    values = raw.astype(np.float64, copy=False)
+    valid = np.isfinite(values)
+    if zero_is_invalid:
+        valid &= values != 0
+    out = np.zeros(values.shape, dtype=np.float32)
+    if not valid.any():
+        return out, valid
+    picked = values[valid]
+    low, high = float(picked.min()), float(picked.max())
+    if high > low:
+        out[valid] = ((picked - low) / (high - low)).astype(np.float32)
+    return out, valid
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writers
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``.
+
+    The rename is atomic on POSIX and Windows (``os.replace``), so readers see either the old
+    file or the complete new one. On an exception the temporary file is removed and ``path``
+    is left untouched.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, cannot write a file there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def write_png(
+    path: str | os.PathLike[str], array: np.ndarray, *, palette: np.ndarray | None = None
+) -> None:
+    """Write an array as PNG, atomically.
+
+    Args:
+        array: ``bool`` ``(H, W)`` (written 0/255), ``uint8`` ``(H, W)`` grey or index map,
+            ``uint16`` ``(H, W)`` (16-bit grey), or ``uint8`` ``(H, W, 3)`` RGB.
+        palette: optional ``(N, 3)`` uint8 colours; writes an indexed (palette) PNG, the format
+            of video object annotations.
+    """
+    arr = np.asarray(array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
+        img = Image.fromarray(arr)
+    elif arr.ndim == 2 and arr.dtype == np.uint8:
+        img = Image.fromarray(arr)
+        if palette is not None:
+            # putpalette turns the "L" image into "P" and keeps every value as its index.
+            img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1, 3).flatten().tolist())
+    elif arr.ndim == 2 and arr.dtype == np.uint16:
+        img = Image.fromarray(arr)
+    else:
+        raise ValueError(f"write_png: unsupported array of shape {arr.shape} and dtype {arr.dtype}")
+    with atomic_open(path, "wb") as handle:
+        img.save(handle, format="PNG")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _replace_non_finite(obj: Any) -> Any:
+    """JSON has no NaN/inf: write them as null rather than emitting invalid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _replace_non_finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_replace_non_finite(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    """Write ``obj`` as UTF-8 JSON, atomically. numpy scalars/arrays are converted; NaN and
+    infinities become ``null`` (strict JSON)."""
+    text = json.dumps(
+        _replace_non_finite(json.loads(json.dumps(obj, default=_json_default))),
+        indent=indent,
+        allow_nan=False,
+        ensure_ascii=False,
+    )
+    write_text(path, text + "\n")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a UTF-8 text file atomically (CSV, Markdown, YAML...)."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)

@@ -1,0 +1,1 @@
+"""Evaluation metrics. Pure numpy/OpenCV: nothing here imports torch."""
