@@ -325,6 +325,18 @@ def normalise_aux(
     Returns:
         ``float32`` ``(H, W)`` in ``[0, 1]`` (invalid pixels 0) and the ``bool`` validity mask.
     """
+    if raw.dtype.kind in "biu" and not zero_is_invalid:
+        # Integer maps (8/16-bit PNGs, the common case) have no NaN/inf: every pixel is valid,
+        # so min-max in float32 without boolean indexing (about 5x faster at 384x384).
+        valid = np.ones(raw.shape, dtype=bool)
+        low, high = float(raw.min()), float(raw.max())
+        if high <= low:
+            return np.zeros(raw.shape, dtype=np.float32), valid
+        out = raw.astype(np.float32)
+        out -= np.float32(low)
+        out *= np.float32(1.0 / (high - low))
+        np.clip(out, 0.0, 1.0, out=out)  # float32 rounding could step a hair past 1
+        return out, valid
     values = raw.astype(np.float64, copy=False)
     valid = np.isfinite(values)
     if zero_is_invalid:
