@@ -21,18 +21,19 @@ from cmseg.errors import CmsegError, NotBuiltError
 
 log = logging.getLogger(__name__)
 
+#: ``cmseg evaluate`` also scores A2D-/JHMDB-Sentences mAP, which is a protocol, not a method.
+EVALUATE_TASKS = TASKS + ("a2d",)
+
 #: Tasks each command supports in this version. The README's status table mirrors this.
 IMPLEMENTED: dict[str, frozenset[str]] = {
     "demo": frozenset(),
-    "data synth": frozenset(),
-    "data check": frozenset(),
+    "data synth": frozenset(TASKS),
+    "data check": frozenset(TASKS),
     "train": frozenset(),
     "predict": frozenset(),
-    "evaluate": frozenset(),
+    "evaluate": frozenset(EVALUATE_TASKS),
 }
 
-#: ``cmseg evaluate`` also scores A2D-/JHMDB-Sentences mAP, which is a protocol, not a method.
-EVALUATE_TASKS = TASKS + ("a2d",)
 
 
 def require(command: str, task: str) -> None:
@@ -148,6 +149,17 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
     synth.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed writes the same files"
     )
+    synth.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="task option (repeatable), e.g. sod: modality=thermal camouflage=0.5 noise=0.1 holes=0.05 "
+        "blur=2 shift=4 missing=0.1; see docs/synthetic.md",
+    )
+    synth.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty folder (replaces an earlier synthetic run)"
+    )
     synth.set_defaults(handler=_run_data_synth)
     check = data_sub.add_parser(
         "check",
@@ -158,6 +170,7 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
     )
     check.add_argument("task", choices=TASKS, help="which task's layout to expect")
     check.add_argument("--root", required=True, help="dataset root folder")
+    check.add_argument("--workers", type=int, default=None, help="threads reading files (default: all cores)")
     check.set_defaults(handler=_run_data_check)
 
 
@@ -229,7 +242,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--protocol",
         default=None,
-        help="named protocol, e.g. sod: pysodmetrics | spnet; rvos: davis | mevis | ytvos (task default if omitted)",
+        help="sod: pysodmetrics | spnet; coseg: ssnm; ris: lavt | cris | mttr; rvos, fsrvos: davis | mevis | ytvos; "
+        "a2d: a2d (default: the first, or for rvos/fsrvos davis for indexed masks and ytvos for expression folders)",
     )
     p.add_argument(
         "--out", default=None, metavar="FILE", help="write the results as JSON (atomically)"
@@ -243,6 +257,19 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--plots", default=None, metavar="DIR", help="write curve plots (PNG) into this folder"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="coseg: fixed binarisation threshold in [0, 1] instead of SSNM's per-image min(mean + std, 0.8)",
+    )
+    p.add_argument(
+        "--bound-th",
+        type=float,
+        default=None,
+        help="rvos / fsrvos: boundary tolerance as a fraction of the diagonal (< 1) or in pixels (>= 1); "
+        "default 0.008 (rvos, DAVIS) and 0.010 (fsrvos, CMA)",
     )
     p.add_argument(
         "--allow-missing",

@@ -82,12 +82,11 @@ def test_info_prints_versions_and_cuda():
     "argv",
     [
         ["demo"],
-        ["data", "synth", "sod", "--out", "x"],
         ["predict", "ris", "--checkpoint", "c", "--input", "i", "--out", "o"],
     ],
 )
 def test_commands_not_built_yet_say_so_in_one_line(argv):
-    command = " ".join(a for a in argv[:2] if a in ("demo", "data", "synth", "predict"))
+    command = argv[0]
     if IMPLEMENTED[command]:
         pytest.skip(f"{command} is built for some tasks")
     out = run(*argv)

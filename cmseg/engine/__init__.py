@@ -1,0 +1,1 @@
+"""Task-independent machinery: folder evaluation now; training and prediction later."""

@@ -1,0 +1,171 @@
+"""Folder-to-folder evaluation: pair files by name, score in parallel, merge, report.
+
+``evaluate_folders`` is what ``cmseg evaluate`` runs for one method. It pairs the prediction
+and ground-truth files of a task (see :mod:`cmseg.engine.eval_tasks`), splits the pairs into
+chunks, scores each chunk in a worker process with a fresh evaluator, and merges the
+evaluators' additive states. Every missing, extra or unreadable file is collected as a
+one-line problem instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from cmseg.engine.eval_tasks import ADAPTERS, Adapter, Job
+from cmseg.errors import CmsegError, InputError
+from cmseg.logs import progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MethodReport:
+    """What happened while evaluating one method."""
+
+    name: str
+    result: dict[str, Any]
+    num_scored: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Every problem as ``"<path>: <reason>"``."""
+        return self.missing + self.extra + self.unreadable + self.other
+
+
+def default_workers() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. under taskset or containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _score_chunk(
+    task: str, protocol: str, options: dict[str, Any], jobs: Sequence[Job], allow_missing: bool
+) -> tuple[Any, list[str], list[str]]:
+    """Worker entry point: a fresh evaluator fed with ``jobs``.
+
+    Returns the evaluator, the jobs that could not be read (``"<path>: <reason>"``) and notes
+    on what ``allow_missing`` tolerated inside a job (e.g. frames scored as empty).
+    """
+    import cv2
+
+    cv2.setNumThreads(1)  # parallelism comes from the processes; avoid oversubscription
+    adapter = ADAPTERS[task]
+    evaluator = adapter.new_evaluator(protocol, options)
+    unreadable: list[str] = []
+    notes: list[str] = []
+    for job in jobs:
+        try:
+            notes += adapter.score(evaluator, job, protocol, allow_missing)
+        except InputError as err:
+            unreadable.append(str(err))
+    return evaluator, unreadable, notes
+
+
+def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
+    """Fixed-size chunks, independent of the number of workers: evaluators are merged chunk by
+    chunk in order, so any worker count adds the same numbers in the same order."""
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def evaluate_folders(
+    task: str,
+    pred: str | Path,
+    gt: str | Path,
+    *,
+    protocol: str | None = None,
+    workers: int | None = None,
+    allow_missing: bool = False,
+    name: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> MethodReport:
+    """Score the predictions in ``pred`` against the ground truth in ``gt``.
+
+    Args:
+        task: ``sod``, ``coseg``, ``ris``, ``rvos``, ``fsrvos`` or ``a2d``.
+        pred, gt: folders in the task's layout (``a2d``: JSON files).
+        protocol: a protocol of the task (``None``: the task's default).
+        workers: processes to use (``None``: every core; 1: in this process).
+        allow_missing: score what exists instead of failing on missing, extra or unreadable files.
+        name: method name for reports (default: the prediction folder's name).
+        options: protocol options, e.g. ``{"bound_th": 0.01}`` or ``{"threshold": 0.5}``.
+
+    Returns:
+        A :class:`MethodReport` whose ``result`` follows the JSON schema of docs/evaluation.md.
+
+    Raises:
+        CmsegError: on problems (unless ``allow_missing``) or a bad protocol name.
+    """
+    adapter: Adapter = ADAPTERS[task]
+    pred, gt = Path(pred), Path(gt)
+    protocol = protocol or adapter.choose_protocol(gt)
+    if protocol not in adapter.protocols:
+        raise CmsegError(f"unknown protocol {protocol!r} for task {task}; choose one of {', '.join(adapter.protocols)}")
+    options = dict(options or {})
+    name = name or pred.name or str(pred)
+
+    pairing = adapter.collect(pred, gt, protocol)
+    report = MethodReport(name=name, result={})
+    report.missing = [f"{pred / key}: no prediction for {gt_path}" for key, gt_path in pairing.missing]
+    report.extra = [f"{pred_path}: no ground truth for this prediction" for _, pred_path in pairing.extra]
+    report.other = list(pairing.problems)
+    jobs = [Job(key, p, g) for key, p, g in pairing.pairs]
+    if report.problems() and not allow_missing:
+        return report  # the caller lists the problems and exits; nothing is scored
+
+    workers = default_workers() if workers is None else max(1, workers)
+    evaluator, unreadable, notes = _run(task, protocol, options, jobs, allow_missing, min(workers, max(1, -(-len(jobs) // adapter.chunk_size))))
+    report.unreadable = unreadable
+    report.other += notes
+    report.num_scored = len(jobs) - len(unreadable)
+    if report.num_scored == 0:
+        raise CmsegError(f"{pred}: nothing could be scored ({len(jobs)} pairs, {len(report.problems())} problems)")
+    report.result = {"task": task, "protocol": protocol, **adapter.summarise(evaluator, protocol)}
+    return report
+
+
+def _run(
+    task: str, protocol: str, options: dict[str, Any], jobs: list[Job], allow_missing: bool, workers: int
+) -> tuple[Any, list[str], list[str]]:
+    adapter = ADAPTERS[task]
+    chunks = _chunks(jobs, adapter.chunk_size)
+    total = adapter.new_evaluator(protocol, options)
+    unreadable: list[str] = []
+    notes: list[str] = []
+    bar = {"desc": f"evaluate {task}", "total": len(chunks), "unit": "chunk"}
+    if workers == 1:
+        results = (_score_chunk(task, protocol, options, chunk, allow_missing) for chunk in chunks)
+        for part, bad, tolerated in progress(results, **bar):
+            total.merge(part)
+            unreadable += bad
+            notes += tolerated
+        return total, unreadable, notes
+    # fork is cheap and safe here (no torch, no threads of ours); spawn where fork is missing
+    method = "fork" if "fork" in _start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+        futures = [pool.submit(_score_chunk, task, protocol, options, chunk, allow_missing) for chunk in chunks]
+        # Merge in submission order, not completion order: the sums then run in the same
+        # order for any number of workers, so results do not change in the last digits.
+        for future in progress(futures, **bar):
+            part, bad, tolerated = future.result()
+            total.merge(part)
+            unreadable += bad
+            notes += tolerated
+    return total, unreadable, notes
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
