@@ -1,0 +1,49 @@
+"""Models by name: ``MODELS`` maps a name to a builder function, :func:`build_model` calls it.
+
+Importing this package is cheap (no torch): each builder imports its model module when it is
+called. A builder takes keyword arguments only and returns an ``nn.Module`` in training mode;
+unknown keyword arguments raise ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cmseg.errors import ConfigError
+
+__all__ = ["MODELS", "build_model"]
+
+
+def _xmsnet_pvt_v2_b5(**kwargs: Any) -> Any:
+    """XMSNet as in the paper: two PVT-v2-b5 encoders (167 M parameters)."""
+    from cmseg.models.xmsnet import xmsnet_pvt_v2_b5
+
+    return xmsnet_pvt_v2_b5(**kwargs)
+
+
+def _xmsnet_tiny(**kwargs: Any) -> Any:
+    """XMSNet with PVT-v2-b0 encoders and 32 channels, for CPU tests and the demo."""
+    from cmseg.models.xmsnet import xmsnet_tiny
+
+    return xmsnet_tiny(**kwargs)
+
+
+MODELS: dict[str, Callable[..., Any]] = {
+    "xmsnet_pvt_v2_b5": _xmsnet_pvt_v2_b5,
+    "xmsnet_tiny": _xmsnet_tiny,
+}
+
+
+def build_model(name: str, **kwargs: Any) -> Any:
+    """Build model ``name`` (a key of :data:`MODELS`) with keyword arguments ``kwargs``.
+
+    Raises:
+        ConfigError: ``name`` is not a known model; the message lists the known ones.
+    """
+    try:
+        builder = MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise ConfigError(f"unknown model {name!r}; known models: {known}") from None
+    return builder(**kwargs)

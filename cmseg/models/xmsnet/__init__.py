@@ -1,0 +1,101 @@
+"""XMSNet: "Object Segmentation by Mining Cross-Modal Semantics" (Wu et al., ACM MM 2023).
+
+An RGB image and a depth or thermal map in, the salient (or camouflaged) object out. The
+package reads in the paper's order, one file per component: ``fusion.py`` (2), ``decoder.py``
+(3), ``model.py`` (1, 4, 5); everything is re-exported here.
+
+1. **Encoders.** Two separate (non-shared) feature pyramids, any timm ``features_only``
+   backbone with levels at strides 4, 8, 16, 32 (PVT-v2-b5 in the paper). The one-channel
+   aux map goes through a learnable 1x1 conv to three channels first.
+2. **All-round Attentive Fusion** (:class:`AllRoundFusion`), one per stage: each modality's
+   features split into a shared (global mean) and a specific (residual) part; *proportion*
+   weighs the modalities per sample from the similarity of their shared embeddings, *region*
+   gives a spatial gate and *pattern* a channel gate from the specific parts; a per-pixel
+   linear layer fuses the gated features, and stages 2-4 add the max-pooled fused map of the
+   stage above (top-down link).
+3. **Coarse-to-Fine Decoder** (:class:`CoarseToFineDecoder`): a shared coarse decoder over the
+   fused maps (multi-scale pooling blocks, a mask per stage), then *specificity-aware
+   querying*: each modality's own features query the mask-weighted decoded features through
+   transposed (channel) attention; a fine path merges the results top-down.
+4. :class:`XMSNet` assembles them: ``forward(rgb, aux)`` returns seven logit maps at the input
+   resolution, coarse strides 32, 16, 8, 4 then fine strides 16, 8, 4; the last is the
+   prediction. Losses are in :mod:`cmseg.losses` (``xmsnet_loss``).
+5. Builders: :func:`build_xmsnet`, :func:`xmsnet_pvt_v2_b5` (the paper) and
+   :func:`xmsnet_tiny` (PVT-v2-b0, 32 channels: CPU tests and the demo).
+
+Where the official code (Zongwei97/XMSNet, ``Code/lib/model_pvt.py``) departs from what it
+evidently means, cmseg builds the working version by default and keeps a flag that restores
+the official behaviour (``official=True`` sets all of them):
+
+* **Region attention input.** The official 6-map input of the spatial gate is
+  ``[A_rgb, A_aux, max_c x_rgb, max_c x_aux, mean_c x_rgb, mean_c x_rgb]``: the RGB channel
+  mean twice, the aux channel mean never. cmseg uses ``mean_c x_aux`` in the last slot;
+  ``duplicate_rgb_mean=True`` restores the official input. The conv shapes are the same.
+* **ReLU before sigmoid.** The official spatial gate is ``sigmoid(ReLU(BN(conv(.))))``, so it
+  lies in [0.5, 1) and can never suppress a region by more than half. cmseg drops that last
+  ReLU (gate in (0, 1)); ``relu_before_gate=True`` restores it. No parameter is involved.
+* **Proportion.** Officially ``a = alpha / (alpha + beta)`` with cosine similarities alpha
+  and beta in [-1, 1]: infinite when ``alpha + beta`` is near 0, and a negative weight with
+  the other above 1 when the signs differ. cmseg uses
+  ``a = (alpha+ + eps) / (alpha+ + beta+ + 2 eps)`` with ``x+ = max(x, 0)``: the same value
+  when both similarities are positive (up to eps), weights in [0, 1] summing to 1, an even
+  split when neither modality agrees with the mix. ``proportion="official"`` keeps the
+  official ratio, only holding ``|alpha + beta|`` at eps or more (sign kept).
+* **Unused modules** are not built: ``AF.linear`` (every fusion block), ``AF0.layer_ful2``
+  (stage 1 has no top-down input), ``XMSNet.conv1_1`` and ``XMSNet.conv_128`` (about 0.12 M
+  parameters that never receive a gradient). The converter drops their keys.
+
+Kept as in the official code, on purpose:
+
+* Every "BasicConv2d" is conv + BN without ReLU (the official forward skips its ReLU); that
+  is the network that was trained, and the next layer is linear in several places.
+* The channel gates of *pattern* are ``ReLU(BN(conv))``: non-negative, unbounded, no sigmoid.
+  One GCT module is shared by both modalities.
+* The official backbones are built with ``drop_path_rate=0.3``, which the repo's PVT
+  constructor ignores, so the effective rate is 0; it is 0 here too (a builder argument).
+
+Training needs a batch of 2 or more: the *pattern* branch applies BatchNorm to ``1 x 1``
+channel descriptors (as in the official code).
+"""
+
+from cmseg.models.xmsnet.decoder import (
+    CoarseDecoder,
+    CoarseToFineDecoder,
+    FineDecoder,
+    MaskHead,
+    MultiScalePooling,
+    QueryAttention,
+    SpecificityQuery,
+)
+from cmseg.models.xmsnet.fusion import (
+    AllRoundFusion,
+    ModalityProportion,
+    PatternAttention,
+    ProportionMode,
+    RegionAttention,
+    proportion_weights,
+)
+from cmseg.models.xmsnet.model import XMSNet, build_xmsnet, xmsnet_pvt_v2_b5, xmsnet_tiny
+
+__all__ = [
+    # 2. All-round Attentive Fusion (fusion.py)
+    "ProportionMode",
+    "proportion_weights",
+    "ModalityProportion",
+    "RegionAttention",
+    "PatternAttention",
+    "AllRoundFusion",
+    # 3. Coarse-to-Fine Decoder (decoder.py)
+    "MultiScalePooling",
+    "MaskHead",
+    "CoarseDecoder",
+    "QueryAttention",
+    "SpecificityQuery",
+    "FineDecoder",
+    "CoarseToFineDecoder",
+    # 4-5. The model and its builders (model.py)
+    "XMSNet",
+    "build_xmsnet",
+    "xmsnet_pvt_v2_b5",
+    "xmsnet_tiny",
+]
