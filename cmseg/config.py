@@ -105,6 +105,9 @@ class TrainConfig:
     checkpoint_every: int = 0  #: save a resumable checkpoint every N steps (0: only at the end)
     log_every: int = 10
     best_metric: str = ""  #: metric that selects the best checkpoint, e.g. ``sm`` or ``J&F``
+    higher_is_better: bool | None = None  #: direction of ``best_metric`` (null: the task's default)
+    tensorboard: bool = True  #: also write TensorBoard events (when the package is installed)
+    find_unused_parameters: bool = False  #: DDP: allow parameters that get no gradient
 
 
 @dataclass

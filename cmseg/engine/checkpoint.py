@@ -1,0 +1,231 @@
+"""Checkpoints (DESIGN §6): safetensors weights, JSON metadata, a weights-only resume state.
+
+A checkpoint is a folder::
+
+    <run>/last/                   the latest resumable state (replaced at every save)
+        model.safetensors         the weights to predict with (the EMA copy when EMA is on)
+        meta.json                 {"format", "cmseg_version", "model_name", "step", "metrics",
+                                   "ema", "config"}: the resolved run configuration included
+        state.pt                  resume state: optimizer, scheduler, grad scaler, EMA, the
+                                  raw (non-EMA) weights, RNG states, data position, best value
+    <run>/best/                   the best validation result so far (weights + meta only)
+
+``state.pt`` holds only tensors, containers and plain numbers, so it is read with
+``torch.load(weights_only=True)``: opening a checkpoint never runs code (no pickle of objects).
+
+Saving is atomic at the folder level: everything is written (and fsynced) into a hidden
+temporary folder beside the target, which then replaces the target by two renames. A process
+killed at any moment leaves either the previous checkpoint or the new one, never a mix; if it
+dies between the two renames, the previous folder survives as ``.<name>.old`` and is put back
+by the next save or found by the loaders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import cmseg
+from cmseg.errors import InputError
+from cmseg.io import write_json
+
+__all__ = [
+    "WEIGHTS_NAME",
+    "META_NAME",
+    "STATE_NAME",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_resume_state",
+    "resolve_checkpoint_dir",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+META_NAME = "meta.json"
+STATE_NAME = "state.pt"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    step: int,
+    model_name: str = "",
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    ema: bool = False,
+    resume_state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (replacing an existing one).
+
+    Args:
+        directory: the checkpoint folder, e.g. ``runs/x/last``.
+        state_dict: the weights to predict with (copied to CPU, made contiguous; tensors that
+            share storage, such as tied weights, are stored once each).
+        step: optimizer steps done.
+        model_name: key of ``cmseg.models.MODELS`` that builds the network.
+        config: the resolved run configuration as a plain dict.
+        metrics: validation metrics at this step.
+        ema: whether ``state_dict`` is an exponential moving average of the trained weights.
+        resume_state: what :func:`load_resume_state` gives back (tensors, containers and plain
+            numbers only); omitted for weights-only checkpoints such as ``best/``.
+
+    Returns:
+        The checkpoint folder.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = _old_path(target)
+    if not target.exists() and old.exists():  # an earlier save died between its two renames
+        os.replace(old, target)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # earlier saves that were killed
+        shutil.rmtree(stale, ignore_errors=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        tensors = {k: _plain_tensor(v) for k, v in state_dict.items()}
+        weights = tmp / WEIGHTS_NAME
+        save_file(tensors, str(weights), metadata={"format": "pt", "model_name": model_name})
+        _fsync(weights)
+        meta = {
+            "format": FORMAT_VERSION,
+            "cmseg_version": cmseg.__version__,
+            "model_name": model_name,
+            "step": int(step),
+            "ema": bool(ema),
+            "metrics": dict(metrics or {}),
+            "config": dict(config or {}),
+        }
+        write_json(tmp / META_NAME, meta)
+        if resume_state is not None:
+            state_path = tmp / STATE_NAME
+            torch.save(dict(resume_state), state_path)
+            _fsync(state_path)
+        _fsync(tmp)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync(target.parent)
+    return target
+
+
+def resolve_checkpoint_dir(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint folder meant by ``path``: a checkpoint folder, or a run folder (its
+    ``last/``). Falls back to ``.<name>.old`` left by a save that died between its renames.
+
+    Raises:
+        InputError: nothing that looks like a checkpoint there.
+    """
+    path = Path(path)
+    for candidate in (path, path / "last"):
+        for folder in (candidate, _old_path(candidate)):
+            if (folder / WEIGHTS_NAME).is_file():
+                return folder
+    if path.is_file():
+        raise InputError(path, "expected a checkpoint folder (with model.safetensors), got a file")
+    if not path.exists():
+        raise InputError(path, "no such checkpoint folder")
+    raise InputError(path, f"not a checkpoint: no {WEIGHTS_NAME} here or in last/")
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read weights and metadata.
+
+    Args:
+        path: a checkpoint folder, a run folder (its ``last/``), or a ``.safetensors`` file
+            (metadata from a ``meta.json`` beside it when there is one, else ``{}``).
+        device: where to put the tensors.
+
+    Returns:
+        ``(state_dict, meta)``.
+
+    Raises:
+        InputError: missing or unreadable files.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        weights, meta_path = path, path.with_name(META_NAME)
+    else:
+        folder = resolve_checkpoint_dir(path)
+        weights, meta_path = folder / WEIGHTS_NAME, folder / META_NAME
+    try:
+        state_dict = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(weights, f"not a readable safetensors file ({_one_line(err)})") from None
+    meta: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(meta_path, f"invalid JSON ({_one_line(err)})") from None
+        if not isinstance(meta, dict):
+            raise InputError(meta_path, "expected a JSON object")
+    return state_dict, meta
+
+
+def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``state.pt`` of a checkpoint folder (or of a run folder's ``last/``).
+
+    Loaded with ``weights_only=True``: only tensors, containers and plain numbers come back.
+
+    Raises:
+        InputError: no resume state there (``best/`` holds weights only) or an unreadable one.
+    """
+    folder = resolve_checkpoint_dir(path)
+    state_path = folder / STATE_NAME
+    if not state_path.is_file():
+        raise InputError(
+            folder, f"no {STATE_NAME}: not a resumable checkpoint (resume from the run's last/)"
+        )
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        raise InputError(state_path, f"unreadable resume state ({_one_line(err)})") from None
+    if not isinstance(state, dict):
+        raise InputError(state_path, "resume state is not a dictionary")
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# Internals
+
+
+def _old_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _plain_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy: safetensors refuses shared or strided storage."""
+    return t.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder entry) to disk so a rename never exposes unwritten data."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    with contextlib.suppress(OSError):  # folders cannot be opened on Windows
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
