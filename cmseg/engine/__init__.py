@@ -1,1 +1,1 @@
-"""Task-independent machinery: folder evaluation now; training and prediction later."""
+"""Task-independent machinery: training loop, checkpoints, distributed helpers, folder evaluation."""

@@ -1,0 +1,619 @@
+"""Synthetic referring image segmentation in the REFER (RefCOCO) layout, with the sentence grammar.
+
+Layout written (reference/cmpc_refseg.md §4)::
+
+    <out>/refcoco/refs(unc).p        pickle (protocol 2) of a list of ref dicts
+    <out>/refcoco/instances.json     COCO: images, annotations (polygons), categories
+    <out>/images/train2014/COCO_train2014_<image_id:012d>.jpg
+    <out>/cmseg_synth.json           what was generated
+
+* A ref dict has exactly the REFER keys: ``ref_id``, ``ann_id``, ``image_id``, ``split``
+  (``train``/``val``/``testA``/``testB``), ``sentences`` (a list of ``{"tokens", "raw",
+  "sent_id", "sent"}``), ``file_name``, ``category_id``, ``sent_ids``. ``sent`` is the lower-case
+  normalised sentence and ``tokens`` its words; ``raw`` is the sentence as "typed" (sometimes
+  capitalised, sometimes with a final period). ``file_name`` follows RefCOCO's
+  ``COCO_train2014_<image_id:012d>_<ann_id>.jpg`` (REFER says to ignore it). The pickle holds
+  only lists, dicts, str and int, so a restricted unpickler reads it.
+* ``instances.json``: ``images`` ``[{id, file_name, height, width}]``; ``annotations``
+  ``[{id, image_id, category_id, segmentation, area, bbox, iscrowd}]`` with ``segmentation``
+  a polygon list ``[[x1, y1, x2, y2, ...]]`` as in RefCOCO (``iscrowd`` 0; ``area`` and
+  ``bbox`` ``[x, y, w, h]`` are pycocotools' values for that polygon); ``categories``
+  ``[{id, name, supercategory: "shape"}]`` for all twelve shape classes (ids 1..12, the order of
+  :data:`~cmseg.data.synthetic.draw.SHAPES`, shared by every task).
+* Every image, whatever its split, is under ``images/train2014`` as in RefCOCO. The REFER
+  toolkit's default image folder is ``images/mscoco/images/train2014``; point a reader at
+  ``<out>/images/train2014``.
+* Ids: ``image_id`` = image index + 1; ``ann_id`` = ``image_id * 10 + j`` for its ``j``-th
+  object (at most 6); ``ref_id`` and ``sent_id`` count from 0 in image order.
+* Splits are by image (as in RefCOCO unc): image index mod 10 in 0-6 -> ``train``, 7 -> ``val``,
+  8 -> ``testA``, 9 -> ``testB``. RefCOCO's testA holds people and testB other objects; here the
+  two test splits are drawn alike.
+
+The objects are drawn exactly as their polygons decode (the mask pycocotools gives for the
+polygon is the mask painted), so the image and the annotation agree to the pixel.
+
+**Scenes.** 3-6 objects, pairwise apart (no occlusion), on a low-saturation cluttered
+background. Attributes: shape (8 classes: circle, square, triangle, star, hexagon, diamond,
+cross, heart), colour (red, green, blue, yellow, purple, orange, white: flat colour with light
+shading), size (``small``: radius 6-8% of the side, ``big``: 11-14%). Each image draws its
+objects from 2-3 shapes and 2-3 colours, so most objects need two or three words. With
+probability ``twin_prob`` an image holds a **twin pair**: two objects identical in shape, colour
+and size, which only a spatial relation can tell apart.
+
+**Grammar.** ::
+
+    S    -> NP | NP REL NP' | NP "that is" REL NP'      (each NP with "the", or bare)
+    NP   -> [SIZE] [COLOUR] SHAPE
+    SIZE -> small | little | big | large
+    REL  -> left of | to the left of | right of | to the right of | above | below | under
+
+Relations compare the centres of the objects' boxes: "A left of B" is *true* when A's centre is
+at least ``0.1 * size`` left of B's, *false* when it is at most ``0.025 * size`` left of it (or
+right of it), and undecided in between.
+
+**Uniqueness by construction.** A sentence is kept only when the objects matching its head NP
+are exactly the referent (attribute sentences), or when the anchor NP' matches exactly one
+object, the relation is true for the referent, and false (not undecided) for every other object
+the head NP matches. A sentence is **relation-only** when the referent's full description (size,
+colour and shape) matches another object too: no attribute sentence can name it. Each object
+with at least one valid sentence becomes a ref with 1-3 sentences (attribute and relational
+mixed); relation-only refs get only relational ones.
+
+:func:`parse_sentence` and :func:`resolve` read sentences back; :func:`difficulty` scores the
+"colour and shape words alone" baseline against the full resolver from the files on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from cmseg.data.synthetic import draw
+from cmseg.io import atomic_open, write_json
+
+__all__ = [
+    "RIS_SHAPES",
+    "RIS_COLOURS",
+    "SIZE_WORDS",
+    "RELATIONS",
+    "Obj",
+    "relation",
+    "matches",
+    "make_image",
+    "parse_sentence",
+    "resolve",
+    "write_ris",
+    "difficulty",
+    "DEFAULT_N",
+]
+
+DEFAULT_N = 100
+RIS_SHAPES: tuple[str, ...] = (
+    "circle", "square", "triangle", "star", "hexagon", "diamond", "cross", "heart",
+)  # fmt: skip
+RIS_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white")
+#: surface words of each size value
+SIZE_WORDS: dict[str, tuple[str, ...]] = {"small": ("small", "little"), "big": ("big", "large")}
+#: surface phrases of each relation, longest first for parsing
+RELATIONS: dict[str, tuple[str, ...]] = {
+    "left": ("to the left of", "left of"),
+    "right": ("to the right of", "right of"),
+    "above": ("above",),
+    "below": ("below", "under"),
+}
+SPLIT_OF_DIGIT = ("train",) * 7 + ("val", "testA", "testB")
+RADII = {"small": (0.06, 0.08), "big": (0.11, 0.14)}
+TRUE_MARGIN, FALSE_MARGIN = 0.1, 0.025
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One object of a scene: attributes and its box centre (pixels)."""
+
+    shape: str
+    colour: str
+    size: str
+    x: float
+    y: float
+
+
+def relation(rel: str, a: Obj, b: Obj, side: int) -> bool | None:
+    """Three-valued spatial relation "a REL b": True, False, or None (undecided)."""
+    if a is b:
+        return False
+    if rel == "left":
+        d = b.x - a.x
+    elif rel == "right":
+        d = a.x - b.x
+    elif rel == "above":
+        d = b.y - a.y
+    elif rel == "below":
+        d = a.y - b.y
+    else:
+        raise ValueError(f"unknown relation {rel!r}")
+    if d >= TRUE_MARGIN * side:
+        return True
+    if d <= FALSE_MARGIN * side:
+        return False
+    return None
+
+
+def matches(o: Obj, shape: str | None, colour: str | None, size: str | None) -> bool:
+    """Whether ``o`` fits the words of a noun phrase (None = word absent)."""
+    return (
+        (shape is None or o.shape == shape)
+        and (colour is None or o.colour == colour)
+        and (size is None or o.size == size)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sentence generation
+
+
+_HEADS = ((False, False), (False, True), (True, False), (True, True))  # (size?, colour?)
+
+
+def _np_words(o: Obj, use_size: bool, use_colour: bool, rng: np.random.Generator) -> str:
+    words = []
+    if use_size:
+        options = SIZE_WORDS[o.size]
+        words.append(options[int(rng.integers(len(options)))])
+    if use_colour:
+        words.append(o.colour)
+    words.append(o.shape)
+    return " ".join(words)
+
+
+def _matching(objs: list[Obj], o: Obj, use_size: bool, use_colour: bool) -> list[Obj]:
+    return [
+        x for x in objs
+        if matches(x, o.shape, o.colour if use_colour else None, o.size if use_size else None)
+    ]  # fmt: skip
+
+
+def _candidate_sentences(
+    objs: list[Obj], i: int, side: int, rng: np.random.Generator
+) -> tuple[list[dict[str, Any]], bool]:
+    """All valid sentences (as generation records) for object ``i``; and its relation-only flag."""
+    o = objs[i]
+    relation_only = len(_matching(objs, o, True, True)) > 1
+    found: list[dict[str, Any]] = []
+    for use_size, use_colour in _HEADS:
+        head = _matching(objs, o, use_size, use_colour)
+        if head == [o]:
+            found.append({"kind": "attribute", "head": (use_size, use_colour)})
+            continue
+        for j, a in enumerate(objs):
+            if j == i:
+                continue
+            anchor_head = next(
+                (h for h in _HEADS if _matching(objs, a, *h) == [a]), None
+            )  # the shortest unique description of the anchor
+            if anchor_head is None:
+                continue
+            for rel in RELATIONS:
+                if relation(rel, o, a, side) is not True:
+                    continue
+                if all(relation(rel, x, a, side) is False for x in head if x is not o):
+                    found.append(
+                        {"kind": "relation", "head": (use_size, use_colour), "rel": rel,
+                         "anchor": j, "anchor_head": anchor_head}
+                    )  # fmt: skip
+    return found, relation_only
+
+
+def _surface(rec: dict[str, Any], objs: list[Obj], i: int, rng: np.random.Generator) -> str:
+    article = rng.random() < 0.8
+    head = _np_words(objs[i], *rec["head"], rng)
+    if rec["kind"] == "attribute":
+        return f"the {head}" if article else head
+    phrases = RELATIONS[rec["rel"]]
+    rel = phrases[int(rng.integers(len(phrases)))]
+    anchor = _np_words(objs[rec["anchor"]], *rec["anchor_head"], rng)
+    that = "that is " if rng.random() < 0.3 else ""
+    if article:
+        return f"the {head} {that}{rel} the {anchor}"
+    return f"{head} {that}{rel} {anchor}"
+
+
+def _choose_sentences(
+    cands: list[dict[str, Any]], relation_only: bool, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    if not cands:
+        return []
+    want = int(rng.integers(1, 4))
+    attrs = [c for c in cands if c["kind"] == "attribute"]
+    rels = [c for c in cands if c["kind"] == "relation"]
+    chosen: list[dict[str, Any]] = []
+    if attrs and not relation_only:
+        chosen.append(attrs[0])  # the shortest attribute description
+    order = rng.permutation(len(rels))
+    for k in order:
+        if len(chosen) >= want:
+            break
+        chosen.append(rels[int(k)])
+    for c in attrs[1:]:
+        if len(chosen) >= want:
+            break
+        chosen.append(c)
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+
+
+def _plan_objects(rng: np.random.Generator, twin_prob: float) -> list[tuple[str, str, str]]:
+    k = int(rng.integers(3, 7))
+    shapes = list(rng.choice(RIS_SHAPES, size=int(rng.integers(2, 4)), replace=False))
+    colours = list(rng.choice(RIS_COLOURS, size=int(rng.integers(2, 4)), replace=False))
+    attrs = []
+    for _ in range(k):
+        attrs.append(
+            (
+                str(shapes[int(rng.integers(len(shapes)))]),
+                str(colours[int(rng.integers(len(colours)))]),
+                "small" if rng.random() < 0.5 else "big",
+            )
+        )
+    if rng.random() < twin_prob:
+        attrs[1] = attrs[0]
+    return attrs
+
+
+def _decode(rle: dict[str, Any]) -> np.ndarray:
+    """pycocotools' decode as ``bool`` (its numpy-2 ``copy=`` DeprecationWarning silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
+
+
+def _polygon_mask(poly: list[float], s: int) -> tuple[np.ndarray, list[float], float]:
+    rle = mask_utils.merge(mask_utils.frPyObjects([poly], s, s))
+    mask = _decode(rle)
+    bbox = [float(v) for v in mask_utils.toBbox(rle)]
+    return mask, bbox, float(mask_utils.area(rle))
+
+
+def make_image(
+    rng: np.random.Generator, size: int, twin_prob: float
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Draw one image and its objects.
+
+    Returns:
+        ``(rgb, objects)``; each object a dict: ``shape``, ``colour``, ``size``, ``polygon``
+        (flat ``[x1, y1, ...]``), ``bbox`` and ``area`` (pycocotools'), and ``x``, ``y`` (box
+        centre, what the relations compare).
+    """
+    s = size
+    attrs = _plan_objects(rng, twin_prob)
+    scale = 1.0
+    while True:
+        radii = np.array([rng.uniform(*RADII[a[2]]) for a in attrs]) * s * scale
+        centres = draw.place_discs(rng, radii, s, gap=0.04 * s)
+        if centres is not None:
+            break
+        scale *= 0.95
+    rgb = draw.background(
+        rng, s, s, clutter=int(rng.integers(3, 7)), sat=(0.0, 0.25), val=(0.3, 0.7)
+    )
+    objects = []
+    for (shape, colour, size_word), r, (cx, cy) in zip(attrs, radii, centres, strict=True):
+        angle = float(rng.uniform(-0.35, 0.35))
+        poly = [round(float(v), 2) for v in draw.shape_polygon(shape, cx, cy, r, angle).ravel()]
+        mask, bbox, area = _polygon_mask(poly, s)
+        c1 = draw.named_colour(rng, colour)
+        c2 = c1 * np.float32(rng.uniform(0.75, 0.9))
+        x0, y0 = int(bbox[0]), int(bbox[1])
+        x1, y1 = int(math.ceil(bbox[0] + bbox[2])), int(math.ceil(bbox[1] + bbox[3]))
+        tex = draw.value_noise(rng, y1 - y0, x1 - x0, cell=max(4.0, r / 2), octaves=1)
+        draw.paste(rgb, draw.colourise(tex, c1, c2), mask[y0:y1, x0:x1], (x0, y0))
+        objects.append(
+            {
+                "shape": shape, "colour": colour, "size": size_word, "polygon": poly,
+                "bbox": bbox, "area": area, "x": bbox[0] + bbox[2] / 2, "y": bbox[1] + bbox[3] / 2,
+            }
+        )  # fmt: skip
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0.5)
+    return rgb, objects
+
+
+def _image_job(job: tuple[Any, ...]) -> dict[str, Any]:
+    out, index, seed, size, twin_prob = job
+    rng = draw.item_rng(seed, "ris", index)
+    rgb, objects = make_image(rng, size, twin_prob)
+    image_id = index + 1
+    draw.write_jpeg(Path(out) / "images" / "train2014" / _file_name(image_id), rgb)
+    objs = [Obj(o["shape"], o["colour"], o["size"], o["x"], o["y"]) for o in objects]
+    refs = []
+    for i in range(len(objs)):
+        cands, relation_only = _candidate_sentences(objs, i, size, rng)
+        chosen = _choose_sentences(cands, relation_only, rng)
+        if not chosen:
+            continue
+        sentences = []
+        seen: set[str] = set()
+        for rec in chosen:
+            sent = _surface(rec, objs, i, rng)
+            if sent in seen:
+                continue
+            seen.add(sent)
+            sentences.append(
+                {"sent": sent, "raw": _raw(sent, rng), "relation_only": relation_only,
+                 "kind": rec["kind"]}
+            )  # fmt: skip
+        refs.append({"obj": i, "sentences": sentences})
+    return {"image_id": image_id, "objects": objects, "refs": refs}
+
+
+def _raw(sent: str, rng: np.random.Generator) -> str:
+    raw = sent
+    if rng.random() < 0.3:
+        raw = raw[0].upper() + raw[1:]
+    if rng.random() < 0.2:
+        raw += "."
+    return raw
+
+
+def _file_name(image_id: int) -> str:
+    return f"COCO_train2014_{image_id:012d}.jpg"
+
+
+def write_ris(
+    out: Path,
+    n: int | None = None,
+    size: int = 256,
+    seed: int = 0,
+    *,
+    twin_prob: float = 0.6,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Write ``n`` images (default 100) with refs in the REFER layout.
+
+    Args:
+        twin_prob: probability that an image holds a twin pair (identical shape, colour and
+            size), the source of relation-only sentences.
+        workers: processes (default: up to the CPU count for large jobs).
+
+    Returns:
+        images/refs/sentences per split and the share of relation-only sentences.
+    """
+    n = DEFAULT_N if n is None else n
+    if not 0.0 <= twin_prob <= 1.0:
+        raise ValueError(f"twin_prob must be in [0, 1], got {twin_prob!r}")
+    jobs = [(str(out), i, seed, size, float(twin_prob)) for i in range(n)]
+    workers = draw.default_workers(n, per_worker=200) if workers is None else max(1, int(workers))
+    results = draw.parallel_map(_image_job, jobs, workers)
+
+    images, annotations, refs = [], [], []
+    sent_id = 0
+    stats = {s: {"images": 0, "refs": 0, "sentences": 0, "relation_only": 0} for s in
+             ("train", "val", "testA", "testB")}  # fmt: skip
+    for res in results:
+        image_id = res["image_id"]
+        split = SPLIT_OF_DIGIT[(image_id - 1) % 10]
+        stats[split]["images"] += 1
+        images.append({"id": image_id, "file_name": _file_name(image_id), "height": size,
+                       "width": size})  # fmt: skip
+        for j, o in enumerate(res["objects"]):
+            annotations.append(
+                {
+                    "id": image_id * 10 + j,
+                    "image_id": image_id,
+                    "category_id": draw.SHAPES.index(o["shape"]) + 1,
+                    "segmentation": [o["polygon"]],
+                    "area": o["area"],
+                    "bbox": o["bbox"],
+                    "iscrowd": 0,
+                }
+            )
+        for ref in res["refs"]:
+            ann_id = image_id * 10 + ref["obj"]
+            sentences = []
+            for s in ref["sentences"]:
+                sentences.append(
+                    {"tokens": s["sent"].split(), "raw": s["raw"], "sent_id": sent_id,
+                     "sent": s["sent"]}
+                )  # fmt: skip
+                stats[split]["relation_only"] += int(s["relation_only"])
+                sent_id += 1
+            stats[split]["refs"] += 1
+            stats[split]["sentences"] += len(sentences)
+            refs.append(
+                {
+                    "ref_id": len(refs),
+                    "ann_id": ann_id,
+                    "image_id": image_id,
+                    "split": split,
+                    "sentences": sentences,
+                    "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+                    "category_id": draw.SHAPES.index(res["objects"][ref["obj"]]["shape"]) + 1,
+                    "sent_ids": [s["sent_id"] for s in sentences],
+                }
+            )
+    categories = [
+        {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(draw.SHAPES)
+    ]
+    root = Path(out) / "refcoco"
+    instances = {"images": images, "annotations": annotations, "categories": categories}
+    write_json(root / "instances.json", instances, indent=None)
+    with atomic_open(root / "refs(unc).p", "wb") as handle:
+        pickle.dump(refs, handle, protocol=2)
+    total = sum(v["sentences"] for v in stats.values())
+    rel_only = sum(v["relation_only"] for v in stats.values())
+    return {
+        "n": n,
+        "workers": workers,
+        "splits": stats,
+        "refs": len(refs),
+        "sentences": total,
+        "relation_only_sentences": rel_only,
+        "relation_only_share": round(rel_only / total, 4) if total else 0.0,
+        "files": n + 2,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Reading sentences back
+
+
+_SIZE_OF_WORD = {w: k for k, ws in SIZE_WORDS.items() for w in ws}
+_REL_PHRASES = sorted(
+    ((p.split(), rel) for rel, ps in RELATIONS.items() for p in ps), key=lambda t: -len(t[0])
+)
+
+
+def _parse_np(words: list[str]) -> tuple[str | None, str | None, str | None]:
+    shape = next((w for w in words if w in RIS_SHAPES), None)
+    colour = next((w for w in words if w in RIS_COLOURS), None)
+    size = next((_SIZE_OF_WORD[w] for w in words if w in _SIZE_OF_WORD), None)
+    return shape, colour, size
+
+
+def parse_sentence(sent: str) -> dict[str, Any]:
+    """Parse a sentence of the grammar.
+
+    Returns:
+        ``{"head": (shape, colour, size), "rel": str | None, "anchor": (shape, colour, size) |
+        None}`` (absent words are None).
+    """
+    words = sent.lower().rstrip(".").split()
+    for i in range(len(words)):
+        for phrase, rel in _REL_PHRASES:
+            if words[i : i + len(phrase)] == phrase:
+                return {
+                    "head": _parse_np(words[:i]),
+                    "rel": rel,
+                    "anchor": _parse_np(words[i + len(phrase) :]),
+                }
+    return {"head": _parse_np(words), "rel": None, "anchor": None}
+
+
+def resolve(parsed: dict[str, Any], objs: list[Obj], side: int) -> list[int]:
+    """Indices of the objects a parsed sentence can refer to (exactly one when it is valid).
+
+    An object qualifies when it fits the head and, with a relation, the relation to the unique
+    anchor is not false (undecided counts as possible, so ambiguity shows as several indices).
+    """
+    head = [i for i, o in enumerate(objs) if matches(o, *parsed["head"])]
+    if parsed["rel"] is None:
+        return head
+    anchors = [a for a in objs if matches(a, *parsed["anchor"])]
+    if len(anchors) != 1:
+        return head if not anchors else [i for i in head if objs[i] not in anchors] or head
+    return [i for i in head if relation(parsed["rel"], objs[i], anchors[0], side) is not False]
+
+
+def _colour_name(rgb: np.ndarray) -> str:
+    palette = np.array([draw.COLOURS[c] for c in RIS_COLOURS], dtype=np.float32)
+    return RIS_COLOURS[int(np.argmin(((palette - rgb.astype(np.float32)) ** 2).sum(axis=1)))]
+
+
+def _unit_area(shape: str) -> float:
+    return float(cv2.contourArea(draw.shape_polygon(shape, 0.0, 0.0, 1.0).astype(np.float32)))
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads pickles of builtin containers and scalars only: any class or function reference
+    (the way a pickle runs code) is refused (DESIGN §6)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refs pickle references {module}.{name}; refused")
+
+
+def load_scenes(root: Path) -> tuple[dict[int, list[tuple[int, Obj]]], list[dict[str, Any]], int]:
+    """Objects of every image re-derived from the files alone (a check of what is on disk).
+
+    Shape from the category, size from the area relative to the shape's unit area, colour from
+    the median pixel inside the (eroded) mask, position from the box centre.
+
+    Returns:
+        ``({image_id: [(ann_id, Obj), ...]}, refs, side)``.
+    """
+    root = Path(root)
+    inst = json.loads((root / "refcoco" / "instances.json").read_text())
+    with open(root / "refcoco" / "refs(unc).p", "rb") as handle:
+        refs = _PlainUnpickler(handle).load()
+    cats = {c["id"]: c["name"] for c in inst["categories"]}
+    imgs = {im["id"]: im for im in inst["images"]}
+    side = int(inst["images"][0]["width"]) if inst["images"] else 0
+    scenes: dict[int, list[tuple[int, Obj]]] = {}
+    cache: dict[int, np.ndarray] = {}
+    kernel = np.ones((3, 3), np.uint8)
+    for ann in inst["annotations"]:
+        im = imgs[ann["image_id"]]
+        if im["id"] not in cache:
+            bgr = cv2.imread(str(root / "images" / "train2014" / im["file_name"]))
+            cache[im["id"]] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = cache[im["id"]]
+        rle = mask_utils.merge(
+            mask_utils.frPyObjects(ann["segmentation"], im["height"], im["width"])
+        )
+        mask = cv2.erode(_decode(rle).view(np.uint8), kernel).astype(bool)
+        shape = cats[ann["category_id"]]
+        radius = math.sqrt(ann["area"] / _unit_area(shape)) / side
+        size = "small" if radius < (RADII["small"][1] + RADII["big"][0]) / 2 else "big"
+        colour = _colour_name(np.median(rgb[mask], axis=0))
+        x, y, w, h = ann["bbox"]
+        scenes.setdefault(im["id"], []).append(
+            (ann["id"], Obj(shape, colour, size, x + w / 2, y + h / 2))
+        )
+    return scenes, refs, side
+
+
+def difficulty(root: Path) -> dict[str, Any]:
+    """Score two readers of the sentences against the annotations on disk.
+
+    * ``full``: the grammar resolver with relations (:func:`resolve`): the share of sentences
+      that resolve to exactly their referent;
+    * ``colour_shape``: "colour and shape words alone": among the objects whose shape and colour
+      fit the sentence's head words, the first one in annotation order.
+
+    Returns:
+        accuracies overall and on the relation-only sentences, and how many of those the
+        colour-and-shape reader finds ambiguous (several candidates).
+    """
+    scenes, refs, side = load_scenes(root)
+    counts = {"sentences": 0, "full_correct": 0, "cs_correct": 0,
+              "relation_only": 0, "ro_full_correct": 0, "ro_cs_correct": 0,
+              "ro_cs_ambiguous": 0}  # fmt: skip
+    for ref in refs:
+        entries = scenes[ref["image_id"]]
+        objs = [o for _, o in entries]
+        target = [a for a, _ in entries].index(ref["ann_id"])
+        full_desc = objs[target]
+        rel_only = (
+            sum(matches(o, full_desc.shape, full_desc.colour, full_desc.size) for o in objs) > 1
+        )
+        for s in ref["sentences"]:
+            parsed = parse_sentence(s["sent"])
+            full = resolve(parsed, objs, side)
+            shape, colour, _ = parsed["head"]
+            cs = [i for i, o in enumerate(objs) if matches(o, shape, colour, None)]
+            counts["sentences"] += 1
+            counts["full_correct"] += int(full == [target])
+            counts["cs_correct"] += int(bool(cs) and cs[0] == target)
+            if rel_only:
+                counts["relation_only"] += 1
+                counts["ro_full_correct"] += int(full == [target])
+                counts["ro_cs_correct"] += int(bool(cs) and cs[0] == target)
+                counts["ro_cs_ambiguous"] += int(len(cs) > 1)
+    n, r = counts["sentences"], counts["relation_only"]
+    return {
+        **counts,
+        "full_accuracy": counts["full_correct"] / n if n else float("nan"),
+        "colour_shape_accuracy": counts["cs_correct"] / n if n else float("nan"),
+        "relation_only_full_accuracy": counts["ro_full_correct"] / r if r else float("nan"),
+        "relation_only_colour_shape_accuracy": counts["ro_cs_correct"] / r if r else float("nan"),
+        "relation_only_share": r / n if n else float("nan"),
+    }
