@@ -151,9 +151,7 @@ def _run(
             unreadable += bad
             notes += tolerated
         return total, unreadable, notes
-    # fork is cheap and safe here (no torch, no threads of ours); spawn where fork is missing
-    method = "fork" if "fork" in _start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
         futures = [pool.submit(_score_chunk, task, protocol, options, chunk, allow_missing) for chunk in chunks]
         # Merge in submission order, not completion order: the sums then run in the same
         # order for any number of workers, so results do not change in the last digits.
@@ -165,7 +163,19 @@ def _run(
     return total, unreadable, notes
 
 
-def _start_methods() -> list[str]:
+def _worker_context() -> Any:
+    """A start method that is safe in a process that already runs threads.
+
+    Plain ``fork`` copies locks held by other threads (OpenMP, OpenCV's pool, torch) and can
+    deadlock the children, e.g. when called from a program that has imported torch. A fork
+    server is a fresh single-threaded process; it preloads the metric modules once, so each
+    worker starts in milliseconds. ``spawn`` where fork servers do not exist (Windows, macOS
+    before 3.14 defaults aside).
+    """
     import multiprocessing
 
-    return multiprocessing.get_all_start_methods()
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["numpy", "cv2", "cmseg.engine.eval_tasks", "cmseg.metrics.sod", "cmseg.metrics.vos"])
+    return context
