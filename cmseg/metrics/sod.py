@@ -555,7 +555,9 @@ def weighted_fmeasure(pair: PreparedPair) -> float:
     if squared is None:
         return weighted_fmeasure_reference(pair.norm_map, pair.mask)
     importance = np.take(_importance_table(), squared, out=_SCRATCH.array("wf.importance", squared.shape, np.float64))
-    fp_w = float(pair.norm_map.ravel() @ importance.ravel())
+    # einsum, not BLAS: a threaded BLAS dot rounds differently with its thread count, and
+    # the result must not depend on how many worker processes (each single-threaded) ran.
+    fp_w = float(np.einsum("i,i->", pair.norm_map.ravel(), importance.ravel()))
 
     fg_error = _foreground_weighted_errors(pair, squared)
     if fg_error is None:  # OpenCV's distances disagree with the mask: take the slow path
