@@ -345,6 +345,14 @@ class Trainer:
             world_size=self.world_size,
         )
         self._batches_per_epoch = sampler.batches_per_epoch
+        if self.num_workers > 0:
+            # Forked workers inherit OpenCV's thread pool in whatever state it is; a worker
+            # forked while a pool thread holds its lock hangs in its first cv2 call (seen with
+            # a pool warmed up by earlier OpenCV work in this process). One OpenCV thread here
+            # means no pool to inherit; the workers give the parallelism.
+            import cv2
+
+            cv2.setNumThreads(1)
         loader = DataLoader(
             self.dataset,
             batch_sampler=sampler,
