@@ -4,12 +4,14 @@ A task builder reads the run configuration and returns a :class:`TrainingSetup`:
 network, its loss, the training set and how to validate. The trainer
 (:class:`cmseg.engine.trainer.Trainer`) knows nothing else about the task.
 
-``TASK_BUILDERS`` is a plain dict filled by the task modules (``"sod": build_sod_training``,
-...); ``cmseg train`` looks the configured ``task`` up in it.
+``TASK_BUILDERS`` is a plain dict, task name -> builder (``"sod"`` ->
+:func:`cmseg.tasks.sod.build_sod_training`, imported when first called);
+``cmseg train`` looks the configured ``task`` up in it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,5 +73,19 @@ class TrainingSetup:
     model_name: str = ""
 
 
-#: task name -> builder. Filled by the task modules; empty until a task's training is written.
-TASK_BUILDERS: dict[str, Callable[[RunConfig], TrainingSetup]] = {}
+def _lazy(module: str, name: str) -> Callable[[RunConfig], TrainingSetup]:
+    """A builder that imports ``module`` (and with it torch) only when it is called."""
+
+    def build(cfg: RunConfig) -> TrainingSetup:
+        return getattr(importlib.import_module(module), name)(cfg)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Calls {module}.{name} (imported on first use)."
+    return build
+
+
+#: task name -> builder. Entries import their task module lazily, so importing this table
+#: stays free of torch.
+TASK_BUILDERS: dict[str, Callable[[RunConfig], TrainingSetup]] = {
+    "sod": _lazy("cmseg.tasks.sod", "build_sod_training"),
+}

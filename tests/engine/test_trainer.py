@@ -313,6 +313,7 @@ def test_run_train_through_a_task_builder(tmp_path, monkeypatch):
             "data.num_workers=0",
         ],
     )
+    monkeypatch.delitem(tasks.TASK_BUILDERS, "sod")  # a task without a builder yet
     with pytest.raises(NotBuiltError):
         run_train(cfg)
 

@@ -79,14 +79,6 @@ def test_gradients_reach_both_encoders_and_the_aux_stem(tiny):
     assert unused == []
 
 
-@pytest.fixture
-def one_thread():
-    # gradcheck runs thousands of tiny ops: threads only add contention (worse under xdist).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_gradcheck_fusion_and_query_blocks(one_thread):
     torch.manual_seed(0)
