@@ -1,0 +1,300 @@
+"""Predictors (DESIGN §4): numpy in, numpy out, two phases, one class per task.
+
+:class:`SODPredictor` (salient / camouflaged objects from RGB + depth or thermal)::
+
+    from cmseg.engine.predictors import SODPredictor
+
+    predictor = SODPredictor.from_checkpoint("runs/sod/best")   # device="auto": CUDA if present
+    predictor.set_image(rgb, depth)          # rgb uint8 (H, W, 3); depth (h, w), any numeric dtype
+    saliency = predictor.predict()           # uint8 (H, W), 0..255, at the image's size
+    maps = predictor.predict_batch([(rgb1, d1), (rgb2, d2)])  # one forward pass for all
+
+The checkpoint's ``meta.json`` holds the resolved training configuration: the model is built
+from it (name, backbone, options, input size, ``data.options.zero_aux``), so the checkpoint
+is all a user names. Pre- and postprocessing are those of training's validation
+(:func:`cmseg.tasks.sod.preprocess` / :func:`~cmseg.tasks.sod.postprocess`): the maps equal
+what validation scored.
+
+Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` tensors, and on CUDA bfloat16
+autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from cmseg.engine.checkpoint import load_checkpoint
+from cmseg.errors import ConfigError, InputError
+from cmseg.tasks.sod import (
+    as_rgb,
+    build_sod_model,
+    check_image_size,
+    final_logits,
+    postprocess,
+    preprocess,
+)
+
+__all__ = ["SODPredictor", "resolve_device", "load_model_weights"]
+
+log = logging.getLogger(__name__)
+
+AmpMode = Literal["auto", "off", "bf16", "fp16"]
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or a device -> a device.
+
+    Raises:
+        ConfigError: an unknown spec, or CUDA asked for where there is none.
+    """
+    if isinstance(spec, torch.device):
+        return spec
+    text = str(spec).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r}: CUDA is not available (use cpu or auto)")
+        try:
+            device = torch.device(text)
+        except RuntimeError:
+            raise ConfigError(f"device: cannot parse {spec!r} (expected cuda:N)") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return device
+    raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+
+
+def load_model_weights(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike[str]
+) -> None:
+    """Strictly load ``state_dict`` into ``model``.
+
+    Raises:
+        InputError: missing or unexpected keys, or shapes that differ (counts and the first
+            few keys of each kind, in one line naming ``source``).
+    """
+    from cmseg.models.convert import load_strict
+
+    load_strict(model, state_dict, source=str(source))
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp not in ("auto", "off", "bf16", "fp16"):
+        raise ConfigError(f"amp: expected auto, off, bf16 or fp16, got {amp!r}")
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+class SODPredictor:
+    """Saliency maps from an RGB image and a depth or thermal map.
+
+    Two phases: :meth:`set_image` takes the inputs, :meth:`predict` returns the map (computed
+    once per image and cached). :meth:`predict_batch` runs many pairs in one forward pass.
+
+    Args:
+        model: the network, ``model(rgb, aux) -> list of logits`` (last = prediction).
+        image_size: the square input side the model was trained at (multiple of 32).
+        zero_aux: the model was trained with an all-zero aux map (RGB-only baseline): the
+            aux input is ignored and may be omitted.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``.
+        amp: ``auto`` (bfloat16 on CUDA when supported, float32 on CPU), ``off``, ``bf16`` or
+            ``fp16`` (CUDA only; ignored on CPU).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        image_size: int = 384,
+        zero_aux: bool = False,
+        device: str | torch.device = "auto",
+        amp: AmpMode = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.image_size = check_image_size(image_size)
+        self.zero_aux = bool(zero_aux)
+        self.amp_dtype = _amp_dtype(amp, self.device)
+        self.model = model.eval().requires_grad_(False)
+        self.model.to(self.device, memory_format=torch.channels_last)
+        self._inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._size: tuple[int, int] | None = None
+        self._result: np.ndarray | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        *,
+        amp: AmpMode = "auto",
+    ) -> SODPredictor:
+        """Build the model that ``path`` was trained as and load its weights.
+
+        Args:
+            path: a checkpoint folder (``runs/x/best``), a run folder (its ``last/``) or a
+                ``model.safetensors`` file with its ``meta.json`` beside it.
+            device, amp: see the class.
+
+        Raises:
+            InputError: no checkpoint there, a checkpoint of another task, metadata that
+                names no model, or weights that do not fit the model.
+        """
+        state_dict, meta = load_checkpoint(path)
+        config = meta.get("config") or {}
+        task = config.get("task", "sod")
+        if task != "sod":
+            raise InputError(path, f"a '{task}' checkpoint, not a 'sod' one")
+        model_cfg = config.get("model") or {}
+        name = meta.get("model_name") or model_cfg.get("name")
+        if not name:
+            raise InputError(path, "meta.json names no model (no model_name or config.model.name)")
+        data_options = (config.get("data") or {}).get("options") or {}
+        model = build_sod_model(
+            name,
+            backbone=model_cfg.get("backbone") or "",
+            # The checkpoint holds every weight: the backbone file is not needed (nor read).
+            backbone_weights=None,
+            options=model_cfg.get("options") or {},
+        )
+        load_model_weights(model, state_dict, path)
+        return cls(
+            model,
+            image_size=int(model_cfg.get("image_size", 384)),
+            zero_aux=bool(data_options.get("zero_aux", False)),
+            device=device,
+            amp=amp,
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Two phases
+
+    def set_image(self, rgb: np.ndarray, aux: np.ndarray | None = None) -> None:
+        """Take the inputs of the next :meth:`predict`.
+
+        Args:
+            rgb: ``uint8`` ``(H, W, 3)`` image (grey and RGBA are accepted).
+            aux: depth or thermal ``(h, w)`` map, any numeric dtype (8/16-bit, float), raw or
+                normalised: it is normalised per image over its finite values; NaN and +/-inf
+                count as holes (0). A map of another size than the image is resized to it
+                (with a warning). None only for a ``zero_aux`` model.
+
+        Raises:
+            ValueError: bad arrays, or no aux map for a model that needs one.
+        """
+        image, aux_t, size = self._prepare(rgb, aux)
+        self._inputs = (image[None], aux_t[None])
+        self._size = size
+        self._result = None
+
+    def predict(self) -> np.ndarray:
+        """The saliency map of the image given to :meth:`set_image`.
+
+        Returns:
+            ``uint8`` ``(H, W)``, 0..255, at the image's original size.
+
+        Raises:
+            RuntimeError: :meth:`set_image` was not called first.
+        """
+        if self._inputs is None or self._size is None:
+            raise RuntimeError("SODPredictor.predict() called before set_image(rgb, aux)")
+        if self._result is None:
+            self._result = self._run(*self._inputs, [self._size])[0]
+        return self._result
+
+    def predict_batch(
+        self,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray | None]],
+        *,
+        names: Sequence[str] | None = None,
+    ) -> list[np.ndarray]:
+        """Maps of many ``(rgb, aux)`` pairs (any sizes) in one forward pass.
+
+        Does not change what :meth:`set_image` set.
+
+        Args:
+            pairs: ``(rgb, aux)`` as for :meth:`set_image`.
+            names: optional label of each pair (e.g. its file) used in warnings.
+
+        Returns:
+            One ``uint8`` ``(H, W)`` map per pair, each at its image's size.
+        """
+        if not pairs:
+            return []
+        labels = list(names) if names is not None else [None] * len(pairs)
+        if len(labels) != len(pairs):
+            raise ValueError(f"{len(pairs)} pairs but {len(labels)} names")
+        prepared = [
+            self._prepare(rgb, aux, label) for (rgb, aux), label in zip(pairs, labels, strict=True)
+        ]
+        images = torch.stack([p[0] for p in prepared])
+        auxes = torch.stack([p[1] for p in prepared])
+        return self._run(images, auxes, [p[2] for p in prepared])
+
+    def reset_image(self) -> None:
+        """Forget the inputs given to :meth:`set_image`."""
+        self._inputs = self._size = self._result = None
+
+    # ----------------------------------------------------------------------------------------
+    # Internals
+
+    def _prepare(
+        self, rgb: np.ndarray, aux: np.ndarray | None, label: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        rgb = as_rgb(rgb)
+        if self.zero_aux:
+            aux = None  # the model never saw a map; preprocess gives zeros
+        elif aux is None:
+            raise ValueError(
+                "this model needs a depth/thermal map: set_image(rgb, aux) "
+                "(only a model trained with data.options.zero_aux=true takes none)"
+            )
+        else:
+            shape = np.shape(aux)[:2]
+            if tuple(shape) != rgb.shape[:2]:
+                log.warning(
+                    "%saux map %dx%d differs from the image %dx%d (width x height): "
+                    "resized to the image size",
+                    f"{label}: " if label else "",
+                    shape[1] if len(shape) > 1 else 0,
+                    shape[0] if shape else 0,
+                    rgb.shape[1],
+                    rgb.shape[0],
+                )
+        image, aux_t = preprocess(rgb, aux, self.image_size)
+        return image, aux_t, (int(rgb.shape[0]), int(rgb.shape[1]))
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _run(
+        self, images: torch.Tensor, auxes: torch.Tensor, sizes: Sequence[tuple[int, int]]
+    ) -> list[np.ndarray]:
+        non_blocking = self.device.type == "cuda"
+        images = images.to(self.device, non_blocking=non_blocking)
+        auxes = auxes.to(self.device, non_blocking=non_blocking)
+        images = images.contiguous(memory_format=torch.channels_last)
+        auxes = auxes.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            with self._autocast():
+                logits = final_logits(self.model, images, auxes)
+            return [postprocess(one, size) for one, size in zip(logits, sizes, strict=True)]
