@@ -6,7 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cmseg-installed
 
-.PHONY: test lint clean-venv
+.PHONY: demo test lint clean-venv
+
+# Synthetic RGB-D data -> XMSNet-tiny and two baselines trained on the CPU -> predictions on
+# clean and corrupted depth -> one table (runs/demo/table.md). About 8 minutes on 2 cores.
+demo: $(STAMP)
+	$(VENV)/bin/cmseg demo sod --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

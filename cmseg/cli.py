@@ -26,11 +26,11 @@ EVALUATE_TASKS = TASKS + ("a2d",)
 
 #: Tasks each command supports in this version. The README's status table mirrors this.
 IMPLEMENTED: dict[str, frozenset[str]] = {
-    "demo": frozenset(),
+    "demo": frozenset({"sod"}),
     "data synth": frozenset(TASKS),
     "data check": frozenset(TASKS),
-    "train": frozenset(),
-    "predict": frozenset(),
+    "train": frozenset({"sod"}),
+    "predict": frozenset({"sod"}),
     "evaluate": frozenset(EVALUATE_TASKS),
 }
 

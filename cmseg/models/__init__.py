@@ -29,9 +29,25 @@ def _xmsnet_tiny(**kwargs: Any) -> Any:
     return xmsnet_tiny(**kwargs)
 
 
+def _early_fusion_tiny(**kwargs: Any) -> Any:
+    """Naive early-fusion baseline (RGB + aux as 4 input channels of one encoder), demo size."""
+    from cmseg.models.baselines import early_fusion_tiny
+
+    return early_fusion_tiny(**kwargs)
+
+
+def _early_fusion_c2f_tiny(**kwargs: Any) -> Any:
+    """Early fusion (one 4-channel encoder) with XMSNet's decoder and outputs, demo size."""
+    from cmseg.models.baselines import early_fusion_c2f_tiny
+
+    return early_fusion_c2f_tiny(**kwargs)
+
+
 MODELS: dict[str, Callable[..., Any]] = {
     "xmsnet_pvt_v2_b5": _xmsnet_pvt_v2_b5,
     "xmsnet_tiny": _xmsnet_tiny,
+    "early_fusion_tiny": _early_fusion_tiny,
+    "early_fusion_c2f_tiny": _early_fusion_c2f_tiny,
 }
 
 
