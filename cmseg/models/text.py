@@ -304,8 +304,16 @@ class HFTextEncoder(nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             if config.model_type == "clip":
                 from transformers import CLIPTextModel
+                from transformers.utils import logging as hf_logging
 
-                self.model = CLIPTextModel.from_pretrained(path, local_files_only=True)
+                # The vision tower's weights are skipped on purpose: silence the table of
+                # "unexpected" keys that transformers prints for them.
+                verbosity = hf_logging.get_verbosity()
+                hf_logging.set_verbosity_error()
+                try:
+                    self.model = CLIPTextModel.from_pretrained(path, local_files_only=True)
+                finally:
+                    hf_logging.set_verbosity(verbosity)
             else:
                 self.model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, KeyError) as err:
@@ -330,9 +338,10 @@ class HFTextEncoder(nn.Module):
     def forward(self, sentences: Sequence[str]) -> TextFeatures:
         """Encode ``sentences``; see :class:`TextFeatures` (C = the model's hidden size)."""
         device = next(self.model.parameters()).device
-        texts = [s if s.strip() else self.tokenizer.unk_token or "" for s in sentences]
+        # An empty sentence still has its special tokens ([CLS] [SEP], <bos> <eos>): never an
+        # all-False mask row.
         tokens = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
+            list(sentences), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
         ).to(device)
         context = torch.no_grad() if self.freeze else torch.enable_grad()
         with context:

@@ -158,3 +158,43 @@ def test_transformers_encoder_errors(tmp_path):
         HFTextEncoder(tmp_path / "nothing")
     with pytest.raises(InputError, match="cannot load"):
         HFTextEncoder(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A randomly initialised CLIP (text and vision towers) with a byte-level BPE tokenizer
+    that has no merges: every character is a token."""
+    import json
+
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    chars = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(161, 173)]
+    chars += [chr(c) for c in range(174, 256)] + [chr(256 + n) for n in range(68)]
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 32}  # fmt: skip
+    config = CLIPConfig(
+        text_config={**small, "vocab_size": len(tokens), "max_position_embeddings": 32,
+                     "bos_token_id": len(tokens) - 2, "eos_token_id": len(tokens) - 1,
+                     "pad_token_id": len(tokens) - 1},
+        vision_config={**small, "image_size": 32, "patch_size": 16},
+    )  # fmt: skip
+    CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_clip_text_tower_from_a_full_clip_folder(tiny_clip):
+    encoder = HFTextEncoder(tiny_clip, freeze=True, max_len=12)
+    assert type(encoder.model).__name__ == "CLIPTextModel"  # the vision tower is not loaded
+    out = encoder(["the man on the left", "", "a very long sentence about a zebra", "ベッド"])
+    assert out.words.shape == (4, 12, 16) and out.sentence.shape == (4, 16)
+    assert out.mask.sum(1).min() >= 1 and torch.isfinite(out.words).all()
+    # the pooled feature is the end-of-text token's, the last real token of each row
+    last = out.mask.sum(1) - 1
+    assert torch.allclose(out.sentence, out.words[torch.arange(4), last], atol=1e-6)
