@@ -20,9 +20,10 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -407,6 +408,38 @@ def write_png(
         raise ValueError(f"write_png: unsupported array of shape {arr.shape} and dtype {arr.dtype}")
     with atomic_open(path, "wb") as handle:
         img.save(handle, format="PNG")
+
+
+def remove_entries(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Delete ``folder/<name>`` for each name (files, or folders with their content); names
+    that do not exist are skipped. For commands that replace only what they wrote earlier."""
+    for name in names:
+        target = Path(folder) / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a UTF-8 JSON file; every failure is one ``InputError`` naming the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputError(path, "file not found (no such file)") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, expected a JSON file") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise InputError(
+            path, f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+        ) from None
+    except RecursionError:
+        raise InputError(path, "JSON is nested too deeply") from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -44,7 +44,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -198,7 +197,7 @@ def _env_int(name: str, default: int, minimum: int) -> int:
 
 def _prepare_out(out: Path) -> None:
     """Create ``out``, or clear what an earlier demo wrote there; refuse a foreign folder."""
-    from cmseg.io import write_json
+    from cmseg.io import remove_entries, write_json
 
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
@@ -207,12 +206,7 @@ def _prepare_out(out: Path) -> None:
             raise InputError(
                 out, "folder is not empty and holds no earlier demo run; choose another --out"
             )
-        for name in _OWNED:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        remove_entries(out, _OWNED)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / _MARKER, {"command": "cmseg demo", "task": "sod"})
 

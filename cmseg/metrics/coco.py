@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from cmseg.errors import InputError
+from cmseg.io import read_json
 from cmseg.metrics.masks import PREC_THRESHOLDS, ris_iou, ris_scores, to_bool_mask
 
 AP_KEYS: tuple[str, ...] = ("mAP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")
@@ -183,25 +183,6 @@ def _rle_intersection_union(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, 
 # Loading and validating ground truth and results
 
 
-def _read_json(path: PathLike) -> Any:
-    """Parse a JSON file; every failure becomes InputError(path, one-line reason)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, expected a JSON file") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise InputError(
-            path, f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
-        ) from None
-
-
 def _is_id(value: Any) -> bool:
     return isinstance(value, (int, str)) and not isinstance(value, bool)
 
@@ -325,7 +306,7 @@ def load_gt(source: Mapping[str, Any] | PathLike) -> dict[str, Any]:
     """
     if isinstance(source, Mapping):
         return _normalise_gt(source)
-    data = _read_json(source)
+    data = read_json(source)
     try:
         return _normalise_gt(data)
     except _SchemaError as err:
@@ -338,7 +319,7 @@ def load_results(path: PathLike) -> list[Any]:
     Raises:
         InputError: unreadable, not JSON, or not a JSON list.
     """
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, list):
         raise InputError(path, "results must be a JSON list of {image_id, segmentation, score}")
     return data

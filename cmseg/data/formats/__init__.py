@@ -29,7 +29,6 @@ import SODFolders``); they are loaded on first use.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from cmseg.errors import InputError
+from cmseg.io import read_json
 
 __all__ = [
     "CHECK_HINT",
@@ -180,23 +180,8 @@ def require_folder(path: Path, what: str) -> Path:
 # Files
 
 
-def load_json(path: Path) -> Any:
-    """Parse a UTF-8 JSON file; every failure is an InputError naming it."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, expected a JSON file") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
-    except RecursionError:
-        raise InputError(path, "JSON is nested too deeply") from None
+#: Parse a UTF-8 JSON file; every failure is an InputError naming it (:func:`cmseg.io.read_json`).
+load_json = read_json
 
 
 def missing_keys(obj: Any, keys: Iterable[str]) -> list[str]:

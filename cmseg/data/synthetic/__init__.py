@@ -27,7 +27,6 @@ files whatever the number of worker processes.
 from __future__ import annotations
 
 import inspect
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from cmseg.data.synthetic import coseg, fsrvos, ris, rvos, sod
 from cmseg.data.synthetic.sod import write_corrupted_set
 from cmseg.errors import ConfigError, InputError
-from cmseg.io import write_json
+from cmseg.io import remove_entries, write_json
 
 __all__ = [
     "SYNTH_WRITERS",
@@ -134,12 +133,7 @@ def write_synthetic(
                 out, "folder is not empty; choose an empty or new folder (or overwrite=True)"
             )
         if (out / MARKER).is_file():
-            for name in set().union(*OWNED_PATHS.values()) | {MARKER}:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+            remove_entries(out, sorted(set().union(*OWNED_PATHS.values()) | {MARKER}))
     out.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
