@@ -46,6 +46,7 @@ __all__ = [
     "find_child",
     "frame_window",
     "load_json",
+    "load_mat_variable",
     "safe_join",
     "seeded_rng",
     "coco_segmentation_mask",
@@ -178,6 +179,23 @@ def require_folder(path: Path, what: str) -> Path:
 
 # --------------------------------------------------------------------------------------------
 # Files
+
+
+def load_mat_variable(path: Path, name: str) -> np.ndarray:
+    """Variable ``name`` of a MATLAB ``.mat`` file; every failure is an InputError naming it."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError...
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__}: {detail})") from None
+    if name not in mat:
+        keys = [k for k in mat if not k.startswith("__")]
+        raise InputError(path, f"no '{name}' variable (has {', '.join(keys) or 'none'})")
+    return np.asarray(mat[name])
 
 
 #: Parse a UTF-8 JSON file; every failure is an InputError naming it (:func:`cmseg.io.read_json`).

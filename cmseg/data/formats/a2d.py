@@ -65,6 +65,7 @@ from cmseg.data.formats import (
     Transform,
     find_child,
     load_json,
+    load_mat_variable,
     require_folder,
     safe_join,
     same_size,
@@ -408,10 +409,7 @@ class A2DSentences(Reader):
         stack = np.stack(frames)
         t = self.num_frames // 2
         same_size(h5, mask.shape, h5, stack.shape[1:3], "frames of the video")
-        out_masks = np.zeros(stack.shape[:3], dtype=bool)
-        out_masks[t] = mask
-        valid = np.zeros(self.num_frames, dtype=bool)
-        valid[t] = True
+        out_masks, valid = _one_annotated_frame(stack.shape[:3], t, mask)
         return {
             "frames": stack,
             "masks": out_masks,
@@ -425,23 +423,23 @@ class A2DSentences(Reader):
         }
 
 
+def _one_annotated_frame(shape: tuple[int, ...], t: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(masks bool (T, H, W), valid bool (T,))`` of a clip whose only annotation is ``mask``
+    on frame ``t`` (A2D and JHMDB annotate one frame per sentence)."""
+    masks = np.zeros(shape, dtype=bool)
+    masks[t] = mask
+    valid = np.zeros(shape[0], dtype=bool)
+    valid[t] = True
+    return masks, valid
+
+
 # --------------------------------------------------------------------------------------------
 # JHMDB-Sentences
 
 
 def read_puppet_masks(path: Path) -> np.ndarray:
     """``part_mask`` of a JHMDB ``puppet_mask.mat`` as ``bool (T, H, W)``."""
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError...
-        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__})") from None
-    if "part_mask" not in mat:
-        raise InputError(path, f"no 'part_mask' variable (has {', '.join(k for k in mat if not k.startswith('__')) or 'none'})")
-    masks = np.asarray(mat["part_mask"])
+    masks = load_mat_variable(path, "part_mask")
     if masks.ndim == 2:
         masks = masks[:, :, None]
     if masks.ndim != 3:
@@ -578,10 +576,7 @@ class JHMDBSentences(Reader):
         mask = masks[s.frame - 1]
         same_size(video.mask_file, mask.shape, table[s.frame], stack.shape[1:3], "frame")
         t = self.num_frames // 2
-        out_masks = np.zeros(stack.shape[:3], dtype=bool)
-        out_masks[t] = mask
-        valid = np.zeros(self.num_frames, dtype=bool)
-        valid[t] = True
+        out_masks, valid = _one_annotated_frame(stack.shape[:3], t, mask)
         return {
             "frames": stack,
             "masks": out_masks,

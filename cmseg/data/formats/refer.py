@@ -66,6 +66,7 @@ from cmseg.data.formats import (
     coco_segmentation_mask,
     find_child,
     load_json,
+    load_mat_variable,
     missing_keys,
     require_folder,
     safe_join,
@@ -378,18 +379,7 @@ def index_referit(
 
 def read_referit_mask(path: Path) -> np.ndarray:
     """Foreground of a ReferIt ``.mat`` mask: ``segimg_t == 0`` (text_objseg's convention)."""
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError...
-        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-    if "segimg_t" not in mat:
-        keys = [k for k in mat if not k.startswith("__")]
-        raise InputError(path, f"no 'segimg_t' variable (has {', '.join(keys) or 'none'})")
-    seg = np.asarray(mat["segimg_t"])
+    seg = load_mat_variable(path, "segimg_t")
     if seg.ndim != 2:
         raise InputError(path, f"'segimg_t' must be 2-D, got shape {seg.shape}")
     return seg == 0
