@@ -36,6 +36,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "AUX_EXTENSIONS",
     "MAX_PIXELS",
+    "check_file",
     "read_image",
     "read_aux",
     "read_mask",
@@ -63,8 +64,12 @@ Image.MAX_IMAGE_PIXELS = None
 # Opening and decoding
 
 
-def _check_file(path: Path, extensions: tuple[str, ...]) -> None:
-    """Fail with a one-line reason unless ``path`` is a non-empty file with a known extension."""
+def check_file(path: Path, extensions: tuple[str, ...]) -> None:
+    """Fail with a one-line reason unless ``path`` is a non-empty file with a known extension.
+
+    Raises:
+        InputError: missing, a directory, another extension, or empty (0 bytes).
+    """
     if not path.exists():
         raise InputError(path, "no such file")
     if path.is_dir():
@@ -143,7 +148,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         ``uint8`` array of shape ``(H, W, 3)``, values 0..255.
     """
     path = Path(path)
-    _check_file(path, IMAGE_EXTENSIONS)
+    check_file(path, IMAGE_EXTENSIONS)
     with _opened(path, max_pixels) as img:
         img = ImageOps.exif_transpose(img)
         if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -164,7 +169,7 @@ def read_grey(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> 
         ``uint8`` array of shape ``(H, W)``, values 0..255.
     """
     path = Path(path)
-    _check_file(path, IMAGE_EXTENSIONS)
+    check_file(path, IMAGE_EXTENSIONS)
     with _opened(path, max_pixels) as img:
         if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
             return _high_bit_depth_to_uint8(np.asarray(img))
@@ -192,7 +197,7 @@ def read_mask(
         ``bool`` array of shape ``(H, W)``.
     """
     path = Path(path)
-    _check_file(path, IMAGE_EXTENSIONS)
+    check_file(path, IMAGE_EXTENSIONS)
     with _opened(path, max_pixels) as img:
         if img.mode == "P":
             return np.asarray(img) > 0
@@ -223,7 +228,7 @@ def read_index_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXEL
         ``uint8`` array of shape ``(H, W)`` (``uint16`` for 16-bit inputs).
     """
     path = Path(path)
-    _check_file(path, IMAGE_EXTENSIONS)
+    check_file(path, IMAGE_EXTENSIONS)
     with _opened(path, max_pixels) as img:
         if img.mode in ("P", "L"):
             return np.asarray(img, dtype=np.uint8).copy()
@@ -264,7 +269,7 @@ def read_aux(
         valid pixel gives zeros and an all-False mask (callers decide whether that is fatal).
     """
     path = Path(path)
-    _check_file(path, AUX_EXTENSIONS)
+    check_file(path, AUX_EXTENSIONS)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
         raw = _read_numpy_map(path, npz_key)

@@ -34,7 +34,7 @@ from typing import Any
 
 from cmseg.engine.pairing import index_by_stem
 from cmseg.errors import CmsegError, ConfigError, InputError, NotBuiltError
-from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, read_aux, read_image, write_png
+from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, check_file, read_aux, read_image, write_png
 from cmseg.logs import progress
 
 __all__ = ["run_predict", "SODItem", "collect_sod_inputs"]
@@ -85,12 +85,7 @@ def _collect_images(inputs: Sequence[str]) -> dict[str, Path]:
             if not found:
                 raise InputError(path, f"folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
         elif path.is_file():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise InputError(
-                    path,
-                    f"unsupported extension {path.suffix or '(none)'!r}; "
-                    f"expected one of {', '.join(IMAGE_EXTENSIONS)}",
-                )
+            check_file(path, IMAGE_EXTENSIONS)
             found = {path.stem: path}
         else:
             raise InputError(path, "no such file or folder")
@@ -132,12 +127,7 @@ def collect_sod_inputs(inputs: Sequence[str], aux: str | None, *, need_aux: bool
         log.info("this checkpoint was trained without aux maps (zero_aux): --aux is ignored")
         return [SODItem(stem, path, None) for stem, path in sorted(images.items())]
     if aux_path.is_file():
-        if aux_path.suffix.lower() not in AUX_EXTENSIONS:
-            raise InputError(
-                aux_path,
-                f"unsupported extension {aux_path.suffix or '(none)'!r}; "
-                f"expected one of {', '.join(AUX_EXTENSIONS)}",
-            )
+        check_file(aux_path, AUX_EXTENSIONS)
         if len(images) != 1:
             raise InputError(
                 aux_path,
