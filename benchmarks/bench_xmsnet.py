@@ -18,12 +18,10 @@ Run: ``python benchmarks/bench_xmsnet.py [--size 384] [--models xmsnet_tiny ...]
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
-import time
 
 import torch
+from model_timing import parse_args, print_environment, seconds_per_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from cmseg.losses import xmsnet_loss
@@ -36,11 +34,6 @@ PLANS: dict[tuple[str, str], tuple[int, int, int]] = {
     ("xmsnet_pvt_v2_b5", "cuda"): (10, 16, 20),  # batch 10 as in the official training
     ("xmsnet_tiny", "cuda"): (32, 64, 20),
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _inputs(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -75,13 +68,7 @@ def train_rate(
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up (allocator, cuDNN autotuning, Adam state)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    return batch * iters / (time.perf_counter() - start)
+    return batch / seconds_per_call(step, iters, device)
 
 
 def infer_rate(
@@ -101,32 +88,15 @@ def infer_rate(
         torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
     )
     with torch.inference_mode(), autocast:
-        model(rgb, aux)  # warm-up
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            model(rgb, aux)
-        _sync(device)
-        elapsed = time.perf_counter() - start
+        seconds = seconds_per_call(lambda: model(rgb, aux), iters, device)
     model.to(memory_format=torch.contiguous_format)
-    return batch * iters / elapsed
+    return batch / seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=384)
-    parser.add_argument("--models", nargs="+", default=["xmsnet_pvt_v2_b5", "xmsnet_tiny"])
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu and cuda if any")
-    parser.add_argument("--iters", type=int, default=None, help="timed iterations (default: plan)")
-    args = parser.parse_args()
-    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    args = parse_args(__doc__, 384, ["xmsnet_pvt_v2_b5", "xmsnet_tiny"])
 
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-        f"load average {os.getloadavg()[0]:.1f}, input {args.size}x{args.size}"
-    )
-    if torch.cuda.is_available():
-        print(f"cuda: {torch.cuda.get_device_name(0)}")
+    print_environment(args.size)
     header = (
         f"{'model':<18} {'device':<10} {'params (M)':>10} {'GFLOPs':>8} {'GMACs':>7} "
         f"{'train img/s':>12} {'(batch)':>7} {'infer img/s':>12} {'(batch)':>7}"
@@ -137,7 +107,7 @@ def main() -> None:
         model = build_model(name)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         gflops = count_gflops(model, args.size)
-        for kind in devices:
+        for kind in args.devices:
             device = torch.device(kind)
             train_batch, infer_batch, iters = PLANS.get((name, kind), (2, 1, 2))
             iters = args.iters or iters

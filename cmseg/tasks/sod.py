@@ -43,7 +43,7 @@ it with :class:`~cmseg.metrics.sod.SODEvaluator` (PySODMetrics conventions). Met
 ``mae``, ``wfm``, ``maxF``, ``meanF``, ``adpF``, ``maxE``, ``meanE``, ``adpE``; with several
 validation sets the plain names are the means over the sets and ``<set>/<metric>`` are added.
 Validation images are read by ``data.num_workers`` threads (not processes; see
-:func:`_val_batches`).
+:mod:`cmseg.engine.prefetch`).
 The best checkpoint is chosen by ``sm`` (higher is better) unless ``train.best_metric`` says
 otherwise.
 """
@@ -52,8 +52,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +65,7 @@ from cmseg.config import from_dict
 from cmseg.data.formats.sod_folders import SODFolders
 from cmseg.data.transforms import Compose, Resize, ToTensor, sod_train_transforms
 from cmseg.engine import distributed
+from cmseg.engine.prefetch import threaded_batches
 from cmseg.engine.tasks import TrainingSetup
 from cmseg.errors import ConfigError
 from cmseg.io import normalise_aux
@@ -303,31 +303,6 @@ def _collate_val(items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     return torch.stack(images), torch.stack(auxes), list(gts), list(sets), list(names)
 
 
-def _val_batches(items: _ValItems, batch_size: int, threads: int) -> Iterator[tuple[Any, ...]]:
-    """Collated batches of ``items``, read and preprocessed by ``threads`` threads one batch
-    ahead of the model (threads, not DataLoader processes: forking workers for every
-    validation while the training loader's workers and queue threads are alive can deadlock
-    the new workers)."""
-    starts = range(0, len(items), batch_size)
-    if threads <= 0:
-        for start in starts:
-            stop = min(start + batch_size, len(items))
-            yield _collate_val([items[i] for i in range(start, stop)])
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cmseg-val") as pool:
-
-        def submit(start: int) -> list[Future[tuple[Any, ...]]]:
-            stop = min(start + batch_size, len(items))
-            return [pool.submit(items.__getitem__, i) for i in range(start, stop)]
-
-        pending = submit(0) if len(items) else []
-        for start in starts:
-            current = pending
-            if start + batch_size < len(items):
-                pending = submit(start + batch_size)
-            yield _collate_val([f.result() for f in current])
-
-
 def _flat_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return {
         "sm": result["sm"],
@@ -396,8 +371,8 @@ class SODValidator:
         rank, world = distributed.rank(), distributed.world_size()
         items = _ValItems(self.dataset, range(rank, len(self.dataset), world), self.image_size)
         evaluators = {name: SODEvaluator() for name in self.dataset.sets}
-        for images, auxes, gts, sets, names in _val_batches(
-            items, self.batch_size, self.num_workers
+        for images, auxes, gts, sets, names in threaded_batches(
+            items, self.batch_size, self.num_workers, _collate_val
         ):
             if self.zero_aux:
                 auxes.zero_()

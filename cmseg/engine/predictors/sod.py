@@ -21,18 +21,23 @@ autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from cmseg.engine.checkpoint import load_checkpoint
-from cmseg.errors import ConfigError, InputError
+from cmseg.engine.predictors.common import (
+    AmpMode,
+    amp_dtype,
+    autocast,
+    load_model_weights,
+    resolve_device,
+)
+from cmseg.errors import InputError
 from cmseg.tasks.sod import (
     as_rgb,
     build_sod_model,
@@ -42,66 +47,9 @@ from cmseg.tasks.sod import (
     preprocess,
 )
 
-__all__ = ["SODPredictor", "resolve_device", "load_model_weights"]
+__all__ = ["SODPredictor"]
 
 log = logging.getLogger(__name__)
-
-AmpMode = Literal["auto", "off", "bf16", "fp16"]
-
-
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or a device -> a device.
-
-    Raises:
-        ConfigError: an unknown spec, or CUDA asked for where there is none.
-    """
-    if isinstance(spec, torch.device):
-        return spec
-    text = str(spec).strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or text.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {spec!r}: CUDA is not available (use cpu or auto)")
-        try:
-            device = torch.device(text)
-        except RuntimeError:
-            raise ConfigError(f"device: cannot parse {spec!r} (expected cuda:N)") from None
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) exist"
-            )
-        return device
-    raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
-
-
-def load_model_weights(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike[str]
-) -> None:
-    """Strictly load ``state_dict`` into ``model``.
-
-    Raises:
-        InputError: missing or unexpected keys, or shapes that differ (counts and the first
-            few keys of each kind, in one line naming ``source``).
-    """
-    from cmseg.models.convert import load_strict
-
-    load_strict(model, state_dict, source=str(source))
-
-
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp not in ("auto", "off", "bf16", "fp16"):
-        raise ConfigError(f"amp: expected auto, off, bf16 or fp16, got {amp!r}")
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
 
 class SODPredictor:
     """Saliency maps from an RGB image and a depth or thermal map.
@@ -131,7 +79,7 @@ class SODPredictor:
         self.device = resolve_device(device)
         self.image_size = check_image_size(image_size)
         self.zero_aux = bool(zero_aux)
-        self.amp_dtype = _amp_dtype(amp, self.device)
+        self.amp_dtype = amp_dtype(amp, self.device)
         self.model = model.eval().requires_grad_(False)
         self.model.to(self.device, memory_format=torch.channels_last)
         self._inputs: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -281,11 +229,6 @@ class SODPredictor:
         image, aux_t = preprocess(rgb, aux, self.image_size)
         return image, aux_t, (int(rgb.shape[0]), int(rgb.shape[1]))
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def _run(
         self, images: torch.Tensor, auxes: torch.Tensor, sizes: Sequence[tuple[int, int]]
     ) -> list[np.ndarray]:
@@ -295,6 +238,6 @@ class SODPredictor:
         images = images.contiguous(memory_format=torch.channels_last)
         auxes = auxes.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 logits = final_logits(self.model, images, auxes)
             return [postprocess(one, size) for one, size in zip(logits, sizes, strict=True)]
