@@ -89,6 +89,7 @@ class ScheduleConfig:
     gamma: float = 0.1  #: ``step``: multiplicative decay
     power: float = 0.9  #: ``poly``: exponent
     min_lr: float = 0.0  #: ``cosine`` / ``poly``: floor of the learning rate
+    decay_steps: int = 0  #: ``cosine`` / ``poly``: horizon of the decay (0: ``train.max_steps``)
 
 
 @dataclass

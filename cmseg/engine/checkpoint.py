@@ -5,7 +5,8 @@ A checkpoint is a folder::
     <run>/last/                   the latest resumable state (replaced at every save)
         model.safetensors         the weights to predict with (the EMA copy when EMA is on)
         meta.json                 {"format", "cmseg_version", "model_name", "step", "metrics",
-                                   "ema", "config"}: the resolved run configuration included
+                                   "ema", "config", "extra"}: the resolved run configuration
+                                   and task data such as a word vocabulary
         state.pt                  resume state: optimizer, scheduler, grad scaler, EMA, the
                                   raw (non-EMA) weights, RNG states, data position, best value
     <run>/best/                   the best validation result so far (weights + meta only)
@@ -65,6 +66,7 @@ def save_checkpoint(
     metrics: Mapping[str, float] | None = None,
     ema: bool = False,
     resume_state: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically (replacing an existing one).
 
@@ -79,6 +81,8 @@ def save_checkpoint(
         ema: whether ``state_dict`` is an exponential moving average of the trained weights.
         resume_state: what :func:`load_resume_state` gives back (tensors, containers and plain
             numbers only); omitted for weights-only checkpoints such as ``best/``.
+        extra: JSON-able task data the model cannot be rebuilt without (e.g. the word
+            vocabulary of a ris model), stored in ``meta.json`` under ``"extra"``.
 
     Returns:
         The checkpoint folder.
@@ -105,6 +109,7 @@ def save_checkpoint(
             "ema": bool(ema),
             "metrics": dict(metrics or {}),
             "config": dict(config or {}),
+            "extra": dict(extra or {}),
         }
         write_json(tmp / META_NAME, meta)
         if resume_state is not None:

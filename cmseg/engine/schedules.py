@@ -18,8 +18,10 @@ poly        ``floor + (1 - floor) * (1 - t) ** power``
 cosine      ``floor + (1 - floor) * (1 + cos(pi * t)) / 2``
 ==========  ====================================================================================
 
-with ``t = (s - warmup_steps) / (max_steps - warmup_steps)`` clipped to ``[0, 1]`` (so poly and
-cosine reach ``floor`` at ``max_steps``) and ``floor = min_lr / base_lr``.
+with ``t = (s - warmup_steps) / (decay_steps - warmup_steps)`` clipped to ``[0, 1]`` and
+``floor = min_lr / base_lr``. ``decay_steps`` is ``max_steps`` unless set: then poly and cosine
+reach ``floor`` at the end of the run. A longer horizon stops the run part-way down the
+curve, as CMPC does (``polynomial_decay`` over 800k steps, training stopped at 700k).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def lr_factor(
     gamma: float = 0.1,
     power: float = 0.9,
     floor: float = 0.0,
+    decay_steps: int = 0,
 ) -> float:
     """Multiplier of the base learning rate at optimizer step ``step`` (0-based).
 
@@ -55,6 +58,7 @@ def lr_factor(
         gamma: ``step`` only: multiplicative decay.
         power: ``poly`` only: exponent.
         floor: ``poly`` / ``cosine``: final factor (``min_lr / base_lr``).
+        decay_steps: ``poly`` / ``cosine``: horizon of the decay; 0 means ``max_steps``.
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -62,7 +66,7 @@ def lr_factor(
         return 1.0
     if name == "step":
         return gamma ** (step // step_size)
-    span = max(1, max_steps - warmup_steps)
+    span = max(1, (decay_steps or max_steps) - warmup_steps)
     t = min(1.0, max(0.0, (step - warmup_steps) / span))
     if name == "poly":
         return floor + (1.0 - floor) * (1.0 - t) ** power
@@ -81,6 +85,7 @@ def make_lr_lambda(
     gamma: float = 0.1,
     power: float = 0.9,
     min_lr: float = 0.0,
+    decay_steps: int = 0,
 ) -> Callable[[int], float]:
     """Check the schedule's settings and return ``step -> factor`` for ``LambdaLR``.
 
@@ -99,6 +104,10 @@ def make_lr_lambda(
         raise ConfigError("schedule.step_size must be a positive number of steps for 'step'")
     if base_lr <= 0:
         raise ConfigError(f"optim.lr must be positive, got {base_lr}")
+    if decay_steps < 0 or (decay_steps and decay_steps <= warmup_steps):
+        raise ConfigError(
+            f"schedule.decay_steps must be 0 (= max_steps) or above warmup_steps, got {decay_steps}"
+        )
     if not 0.0 <= min_lr <= base_lr:
         raise ConfigError(f"schedule.min_lr must lie in [0, optim.lr={base_lr}], got {min_lr}")
     floor = min_lr / base_lr
@@ -115,6 +124,7 @@ def make_lr_lambda(
             gamma=gamma,
             power=power,
             floor=floor,
+            decay_steps=decay_steps,
         )
 
     return factor

@@ -5,7 +5,8 @@ network, its loss, the training set and how to validate. The trainer
 (:class:`cmseg.engine.trainer.Trainer`) knows nothing else about the task.
 
 ``TASK_BUILDERS`` is a plain dict, task name -> builder (``"sod"`` ->
-:func:`cmseg.tasks.sod.build_sod_training`, imported when first called);
+:func:`cmseg.tasks.sod.build_sod_training`, ``"ris"`` -> :func:`cmseg.tasks.ris.build_ris_training`,
+imported when first called);
 ``cmseg train`` looks the configured ``task`` up in it.
 """
 
@@ -58,6 +59,9 @@ class TrainingSetup:
         param_groups: optional optimizer parameter groups (dicts with ``params`` and e.g. a
             smaller ``lr`` for a pretrained backbone); default: every trainable parameter.
         model_name: key of ``cmseg.models.MODELS``, recorded in checkpoints.
+        checkpoint_extra: JSON-able data that rebuilding the model needs besides the
+            configuration (the ris word vocabulary), stored in every checkpoint's
+            ``meta.json`` under ``"extra"``.
     """
 
     model: nn.Module
@@ -71,6 +75,7 @@ class TrainingSetup:
     higher_is_better: bool = True
     param_groups: Sequence[dict[str, Any]] | None = None
     model_name: str = ""
+    checkpoint_extra: Mapping[str, Any] | None = None
 
 
 def _lazy(module: str, name: str) -> Callable[[RunConfig], TrainingSetup]:
@@ -88,4 +93,5 @@ def _lazy(module: str, name: str) -> Callable[[RunConfig], TrainingSetup]:
 #: stays free of torch.
 TASK_BUILDERS: dict[str, Callable[[RunConfig], TrainingSetup]] = {
     "sod": _lazy("cmseg.tasks.sod", "build_sod_training"),
+    "ris": _lazy("cmseg.tasks.ris", "build_ris_training"),
 }

@@ -109,6 +109,8 @@ class Trainer:
         param_groups: optimizer parameter groups; default every trainable parameter.
         model_name: recorded in checkpoint metadata.
         config: the resolved run configuration as a dict, recorded in checkpoint metadata.
+        checkpoint_extra: JSON-able task data recorded in every checkpoint's ``meta.json``
+            under ``"extra"`` (see :class:`~cmseg.engine.tasks.TrainingSetup`).
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class Trainer:
         param_groups: Sequence[dict[str, Any]] | None = None,
         model_name: str = "",
         config: Mapping[str, Any] | None = None,
+        checkpoint_extra: Mapping[str, Any] | None = None,
     ) -> None:
         if train.max_steps < 1:
             raise ConfigError(f"train.max_steps must be >= 1, got {train.max_steps}")
@@ -154,6 +157,7 @@ class Trainer:
         self.validate = validate
         self.best_metric, self.higher_is_better = best_metric, higher_is_better
         self.model_name, self.config = model_name, dict(config or {})
+        self.checkpoint_extra = dict(checkpoint_extra or {})
 
         params = param_groups or [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(params, optim)
@@ -166,6 +170,7 @@ class Trainer:
             gamma=schedule.gamma,
             power=schedule.power,
             min_lr=schedule.min_lr,
+            decay_steps=schedule.decay_steps,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
 
@@ -214,6 +219,7 @@ class Trainer:
             param_groups=setup.param_groups,
             model_name=setup.model_name or cfg.model.name,
             config=to_dict(cfg),
+            checkpoint_extra=setup.checkpoint_extra,
         )
 
     # ----------------------------------------------------------------------------------------
@@ -406,6 +412,7 @@ class Trainer:
                         config=self.config,
                         metrics=metrics,
                         ema=self.ema is not None,
+                        extra=self.checkpoint_extra,
                     )
         return metrics
 
@@ -441,6 +448,7 @@ class Trainer:
             metrics=metrics,
             ema=self.ema is not None,
             resume_state=state,
+            extra=self.checkpoint_extra,
         )
 
     def _restore(self, path: str | Path) -> None:

@@ -37,6 +37,17 @@ def test_poly_by_hand():
     assert lr_factor(6, **kw, floor=0.1) == pytest.approx(0.1 + 0.9 * 0.25)
 
 
+def test_poly_with_a_longer_horizon_stops_part_way_like_cmpc():
+    # TF polynomial_decay(2.5e-4, step, 800000, end_learning_rate=1e-5, power=0.9), stopped at
+    # 700k: lr = (2.5e-4 - 1e-5) * (1 - step / 800000) ** 0.9 + 1e-5
+    floor = 1e-5 / 2.5e-4
+    kw = dict(name="poly", max_steps=700_000, power=0.9, floor=floor, decay_steps=800_000)
+    for step in (0, 350_000, 699_999):
+        expected = (2.5e-4 - 1e-5) * (1 - step / 800_000) ** 0.9 + 1e-5
+        assert 2.5e-4 * lr_factor(step, **kw) == pytest.approx(expected, rel=1e-12)
+    assert 2.5e-4 * lr_factor(700_000, **kw) == pytest.approx(4.7e-5, abs=5e-7)  # the note's value
+
+
 def test_cosine_endpoints_and_midpoint():
     kw = dict(name="cosine", max_steps=12, warmup_steps=2)
     assert lr_factor(2, **kw) == 1.0
@@ -53,6 +64,8 @@ def test_cosine_endpoints_and_midpoint():
         dict(name="step", step_size=0),
         dict(name="constant", warmup_steps=-1),
         dict(name="cosine", min_lr=1.0),
+        dict(name="poly", decay_steps=-1),
+        dict(name="poly", warmup_steps=5, decay_steps=5),
     ],
 )
 def test_bad_settings_raise_config_errors(kwargs):
