@@ -29,6 +29,20 @@ def _xmsnet_tiny(**kwargs: Any) -> Any:
     return xmsnet_tiny(**kwargs)
 
 
+def _cmpc_resnet101(**kwargs: Any) -> Any:
+    """CMPC as in the paper: ResNet-101 at stride 8, LSTM text encoder (107 M + text)."""
+    from cmseg.models.cmpc import cmpc_resnet101
+
+    return cmpc_resnet101(**kwargs)
+
+
+def _cmpc_tiny(**kwargs: Any) -> Any:
+    """CMPC with a ResNet-18 and 64/32 channels, for CPU tests and the demo."""
+    from cmseg.models.cmpc import cmpc_tiny
+
+    return cmpc_tiny(**kwargs)
+
+
 def _early_fusion_tiny(**kwargs: Any) -> Any:
     """Naive early-fusion baseline (RGB + aux as 4 input channels of one encoder), demo size."""
     from cmseg.models.baselines import early_fusion_tiny
@@ -46,6 +60,8 @@ def _early_fusion_c2f_tiny(**kwargs: Any) -> Any:
 MODELS: dict[str, Callable[..., Any]] = {
     "xmsnet_pvt_v2_b5": _xmsnet_pvt_v2_b5,
     "xmsnet_tiny": _xmsnet_tiny,
+    "cmpc_resnet101": _cmpc_resnet101,
+    "cmpc_tiny": _cmpc_tiny,
     "early_fusion_tiny": _early_fusion_tiny,
     "early_fusion_c2f_tiny": _early_fusion_c2f_tiny,
 }
