@@ -29,8 +29,8 @@ IMPLEMENTED: dict[str, frozenset[str]] = {
     "demo": frozenset({"sod"}),
     "data synth": frozenset(TASKS),
     "data check": frozenset(TASKS),
-    "train": frozenset({"sod"}),
-    "predict": frozenset({"sod"}),
+    "train": frozenset({"sod", "ris"}),
+    "predict": frozenset({"sod", "ris"}),
     "evaluate": frozenset(EVALUATE_TASKS),
 }
 
@@ -216,8 +216,14 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
         default=None,
         help="ris / rvos / fsrvos: referring sentence (repeatable)",
     )
+    ris = p.add_argument_group("ris datasets")
+    ris.add_argument("--split", default=None, help="ris: the REFER split to predict (val, testA...)")
+    ris.add_argument("--dataset", default=None, help="ris: refcoco, refcoco+, refcocog or refclef (default: the checkpoint's)")
+    ris.add_argument("--split-by", default=None, help="ris: unc, umd, google or berkeley (default: the checkpoint's)")
+    ris.add_argument("--gt-out", default=None, metavar="DIR", help="ris: also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'")
+    ris.add_argument("--overlay", action="store_true", help="ris: also write overlays for dataset inputs")
     p.add_argument("--out", required=True, help="output folder for the masks")
-    p.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
+    p.add_argument("--batch-size", type=int, default=8, help="inputs (ris: sentences) per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--skip-existing", action="store_true", help="do not recompute outputs that already exist"

@@ -1,5 +1,7 @@
 """``cmseg predict TASK --checkpoint CKPT --input ... --out DIR``.
 
+ris: see :mod:`cmseg.commands.predict_ris`.
+
 sod::
 
     cmseg predict sod --checkpoint runs/sod/best --rgb images/ --aux depth/ --out maps/
@@ -56,6 +58,10 @@ class SODItem:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``cmseg predict``; returns the exit code."""
+    if args.task == "ris":
+        from cmseg.commands.predict_ris import run_predict_ris
+
+        return run_predict_ris(args)
     if args.task != "sod":
         raise NotBuiltError(f"'cmseg predict' is not built yet for task '{args.task}'")
     return _predict_sod(args)

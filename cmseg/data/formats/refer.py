@@ -444,8 +444,14 @@ class JsonlSample:
     rle: dict[str, Any] | None
 
 
-def index_jsonl(path: Path, *, root: Path | None = None, problems: Problems | None = None) -> list[JsonlSample]:
-    """Parse and validate a JSON-lines file (module doc); ``root`` defaults to its folder."""
+def index_jsonl(
+    path: Path, *, root: Path | None = None, problems: Problems | None = None, require_mask: bool = True
+) -> list[JsonlSample]:
+    """Parse and validate a JSON-lines file (module doc); ``root`` defaults to its folder.
+
+    With ``require_mask=False`` (prediction input) a line may hold neither ``mask`` nor
+    ``rle``; it never may hold both.
+    """
     problems = problems if problems is not None else Problems(strict=True)
     path = Path(path)
     root = Path(root) if root is not None else path.parent
@@ -475,7 +481,7 @@ def index_jsonl(path: Path, *, root: Path | None = None, problems: Problems | No
         if gone:
             problems.add(where, f"missing key {', '.join(repr(k) for k in gone)}")
             continue
-        if ("mask" in obj) == ("rle" in obj):
+        if ("mask" in obj and "rle" in obj) or (require_mask and "mask" not in obj and "rle" not in obj):
             problems.add(where, "needs exactly one of 'mask' (PNG path) or 'rle' (COCO RLE)")
             continue
         if not isinstance(obj["sentence"], str) or not obj["sentence"].strip():

@@ -93,6 +93,7 @@ __all__ = [
     "resolve",
     "write_ris",
     "difficulty",
+    "relation_only_refs",
     "DEFAULT_N",
 ]
 
@@ -571,6 +572,25 @@ def load_scenes(root: Path) -> tuple[dict[int, list[tuple[int, Obj]]], list[dict
     return scenes, refs, side
 
 
+def _relation_only(objs: list[Obj], target: int) -> bool:
+    """Whether another object has the referent's full description (size, colour, shape)."""
+    desc = objs[target]
+    return sum(matches(o, desc.shape, desc.colour, desc.size) for o in objs) > 1
+
+
+def relation_only_refs(root: Path) -> set[int]:
+    """``ref_id`` of every ref whose sentences only a spatial relation resolves (its referent's
+    size, colour and shape fit another object too), derived from the files on disk."""
+    scenes, refs, _ = load_scenes(root)
+    out = set()
+    for ref in refs:
+        entries = scenes[ref["image_id"]]
+        target = [a for a, _ in entries].index(ref["ann_id"])
+        if _relation_only([o for _, o in entries], target):
+            out.add(int(ref["ref_id"]))
+    return out
+
+
 def difficulty(root: Path) -> dict[str, Any]:
     """Score two readers of the sentences against the annotations on disk.
 
@@ -591,10 +611,7 @@ def difficulty(root: Path) -> dict[str, Any]:
         entries = scenes[ref["image_id"]]
         objs = [o for _, o in entries]
         target = [a for a, _ in entries].index(ref["ann_id"])
-        full_desc = objs[target]
-        rel_only = (
-            sum(matches(o, full_desc.shape, full_desc.colour, full_desc.size) for o in objs) > 1
-        )
+        rel_only = _relation_only(objs, target)
         for s in ref["sentences"]:
             parsed = parse_sentence(s["sent"])
             full = resolve(parsed, objs, side)

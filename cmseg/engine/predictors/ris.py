@@ -1,0 +1,193 @@
+"""Referring image segmentation: one image, many sentences, on cached visual features.
+
+Usage::
+
+    predictor = RISPredictor.from_checkpoint("runs/ris/best")    # device="auto"
+    predictor.set_image(image)                 # uint8 (H, W, 3): runs the visual backbone once
+    mask = predictor.predict("the red circle left of the star")  # bool (H, W)
+    masks = predictor.predict_sentences(["the big square", "the small one"])  # one pass
+    prob = predictor.predict_probability("the big square")       # float32 (H, W) in [0, 1]
+
+The model must split into ``encode_image(images) -> visual`` (everything that does not read
+the sentence: the backbone, the lateral projections, the image half of the multimodal fusion)
+and ``segment(visual, sentences) -> output``; :meth:`set_image` runs the first part once and
+every sentence runs only the second. Pre- and postprocessing are the training validation's
+(:func:`cmseg.tasks.ris.preprocess` / :func:`~cmseg.tasks.ris.postprocess`).
+
+Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` images, and on CUDA bfloat16
+autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cmseg.engine.checkpoint import load_checkpoint
+from cmseg.engine.predictors.common import (
+    AmpMode,
+    amp_dtype,
+    autocast,
+    load_model_weights,
+    resolve_device,
+)
+from cmseg.errors import InputError
+from cmseg.tasks.ris import check_image_size, postprocess, preprocess, restore_logits
+
+__all__ = ["RISPredictor", "expand_visual"]
+
+
+def expand_visual(visual: Any, n: int) -> Any:
+    """Repeat cached visual features of one image ``n`` times along the batch (views, no
+    copy): tensors ``1 x ...`` become ``n x ...``; tuples, lists and dicts are walked."""
+    if isinstance(visual, torch.Tensor):
+        return visual.expand(n, *visual.shape[1:])
+    if isinstance(visual, (list, tuple)):
+        items = [expand_visual(v, n) for v in visual]
+        return type(visual)(*items) if hasattr(visual, "_fields") else type(visual)(items)
+    if isinstance(visual, dict):
+        return {k: expand_visual(v, n) for k, v in visual.items()}
+    return visual
+
+
+class RISPredictor:
+    """Masks of the objects that sentences refer to, in one image.
+
+    Args:
+        model: a ris network with ``encode_image`` and ``segment`` (module docstring).
+        image_size: the square input side the model was trained at.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``.
+        amp: ``auto`` (bfloat16 on CUDA when supported, float32 on CPU), ``off``, ``bf16`` or
+            ``fp16`` (CUDA only; ignored on CPU).
+        max_sentences: sentences per forward pass in :meth:`predict_sentences`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        image_size: int = 320,
+        device: str | torch.device = "auto",
+        amp: AmpMode = "auto",
+        max_sentences: int = 16,
+    ) -> None:
+        for method in ("encode_image", "segment"):
+            if not callable(getattr(model, method, None)):
+                raise TypeError(f"{type(model).__name__} has no {method}(); see RISPredictor")
+        self.device = resolve_device(device)
+        self.image_size = check_image_size(image_size)
+        self.amp_dtype = amp_dtype(amp, self.device)
+        self.max_sentences = max(1, int(max_sentences))
+        self.model = model.eval().requires_grad_(False)
+        self.model.to(self.device, memory_format=torch.channels_last)
+        self._visual: Any = None
+        self._hw: tuple[int, int] | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], device: str | torch.device = "auto", *, amp: AmpMode = "auto"
+    ) -> RISPredictor:
+        """Build the model that ``path`` was trained as (vocabulary included) and load its
+        weights.
+
+        Args:
+            path: a checkpoint folder (``runs/x/best``), a run folder (its ``last/``) or a
+                ``model.safetensors`` file with its ``meta.json`` beside it.
+            device, amp: see the class.
+
+        Raises:
+            InputError: no checkpoint there, a checkpoint of another task, metadata without
+                the model or its vocabulary, or weights that do not fit the model.
+        """
+        from cmseg.config import ModelConfig
+        from cmseg.models.text import Vocabulary
+        from cmseg.tasks.ris import build_ris_model, uses_vocabulary
+
+        state_dict, meta = load_checkpoint(path)
+        config = meta.get("config") or {}
+        task = config.get("task", "")
+        if task != "ris":
+            raise InputError(path, f"a '{task or 'unknown'}' checkpoint, not a 'ris' one")
+        model_cfg = dict(config.get("model") or {})
+        model_cfg["name"] = meta.get("model_name") or model_cfg.get("name") or ""
+        if not model_cfg["name"]:
+            raise InputError(path, "meta.json names no model (no model_name or config.model.name)")
+        # The checkpoint holds every weight: neither the backbone file nor GloVe is read.
+        model_cfg["backbone_weights"] = None
+        fields = set(ModelConfig.__dataclass_fields__)
+        mcfg = ModelConfig(**{k: v for k, v in model_cfg.items() if k in fields})
+        vocabulary = None
+        if uses_vocabulary(mcfg):
+            words = (meta.get("extra") or {}).get("vocabulary")
+            if not isinstance(words, list) or not words:
+                raise InputError(path, "meta.json holds no word vocabulary (extra.vocabulary)")
+            vocabulary = Vocabulary(words)
+        model = build_ris_model(mcfg, vocabulary)
+        load_model_weights(model, state_dict, path)
+        return cls(model, image_size=int(mcfg.image_size), device=device, amp=amp)
+
+    # ----------------------------------------------------------------------------------------
+    # Two phases
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` (``uint8 (H, W, 3)``; grey is repeated) and keep its features for
+        every following :meth:`predict`.
+
+        Raises:
+            ValueError: not an image array.
+        """
+        x = preprocess(image, self.image_size)[None].to(self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+            self._visual = self.model.encode_image(x)
+        self._hw = (int(np.shape(image)[0]), int(np.shape(image)[1]))
+
+    def reset_image(self) -> None:
+        """Forget the image given to :meth:`set_image` (and free its features)."""
+        self._visual = self._hw = None
+
+    def predict(self, sentence: str) -> np.ndarray:
+        """``bool (H, W)`` mask of the object ``sentence`` refers to, at the image's size.
+
+        Raises:
+            RuntimeError: :meth:`set_image` was not called first.
+        """
+        return self.predict_sentences([sentence])[0]
+
+    def predict_sentences(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        """One ``bool (H, W)`` mask per sentence, in chunks of ``max_sentences`` per pass."""
+        hw = self._image_hw()
+        return [postprocess(one, hw, self.image_size) for one in self._logits(sentences)]
+
+    def predict_probability(self, sentence: str) -> np.ndarray:
+        """``float32 (H, W)`` foreground probability in [0, 1] at the image's size (the mask
+        of :meth:`predict` is this map >= 0.5)."""
+        logits = self._logits([sentence])[0]
+        restored = restore_logits(logits, self._image_hw(), self.image_size)
+        return restored.sigmoid().cpu().numpy().astype(np.float32)
+
+    # ----------------------------------------------------------------------------------------
+    # Internals
+
+    def _image_hw(self) -> tuple[int, int]:
+        if self._visual is None or self._hw is None:
+            raise RuntimeError("RISPredictor.predict() called before set_image(image)")
+        return self._hw
+
+    def _logits(self, sentences: Sequence[str]) -> list[torch.Tensor]:
+        """Final logits ``1 x h x w`` (on the padded square) per sentence."""
+        self._image_hw()
+        sentences = [str(s) for s in sentences]
+        out: list[torch.Tensor] = []
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+            for start in range(0, len(sentences), self.max_sentences):
+                chunk = sentences[start : start + self.max_sentences]
+                output = self.model.segment(expand_visual(self._visual, len(chunk)), chunk)
+                final = output.final if hasattr(output, "final") else output
+                out.extend(final.float())
+        return out
