@@ -87,9 +87,12 @@ def test_one_image_is_shared_by_many_sentences(tiny):
     image = _images(1, seed=3)
     with torch.inference_mode():
         visual = tiny.encode_image(image)  # cached once, as a predictor would
-        assert [tuple(v.shape) for v in visual] == [(1, 64, 8, 8)] * 3
+        assert [tuple(v.lateral.shape) for v in visual] == [(1, 64, 8, 8)] * 3
+        assert [tuple(v.entity.shape) for v in visual] == [(1, 5 * 64, 8, 8)] * 3
         shared = tiny.segment(visual, SENTENCES)
-        views = tiny.segment([v.expand(3, -1, -1, -1) for v in visual], SENTENCES)
+        views = tiny.segment(
+            [type(v)(*(t.expand(3, -1, -1, -1) for t in v)) for v in visual], SENTENCES
+        )
         repeated = tiny(image.expand(3, -1, -1, -1), SENTENCES)
     torch.testing.assert_close(shared.final, repeated.final)
     torch.testing.assert_close(views.final, repeated.final)

@@ -10,8 +10,8 @@ Usage::
 
 The model must split into ``encode_image(images) -> visual`` (everything that does not read
 the sentence: the backbone, the lateral projections, the image half of the multimodal fusion)
-and ``segment(visual, sentences) -> output``; :meth:`set_image` runs the first part once and
-every sentence runs only the second. Pre- and postprocessing are the training validation's
+and ``segment(visual, sentences) -> output`` (a batch of one image shared by all the
+sentences); :meth:`set_image` runs the first part once and every sentence runs only the second. Pre- and postprocessing are the training validation's
 (:func:`cmseg.tasks.ris.preprocess` / :func:`~cmseg.tasks.ris.postprocess`).
 
 Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` images, and on CUDA bfloat16
@@ -39,20 +39,7 @@ from cmseg.engine.predictors.common import (
 from cmseg.errors import InputError
 from cmseg.tasks.ris import check_image_size, postprocess, preprocess, restore_logits
 
-__all__ = ["RISPredictor", "expand_visual"]
-
-
-def expand_visual(visual: Any, n: int) -> Any:
-    """Repeat cached visual features of one image ``n`` times along the batch (views, no
-    copy): tensors ``1 x ...`` become ``n x ...``; tuples, lists and dicts are walked."""
-    if isinstance(visual, torch.Tensor):
-        return visual.expand(n, *visual.shape[1:])
-    if isinstance(visual, (list, tuple)):
-        items = [expand_visual(v, n) for v in visual]
-        return type(visual)(*items) if hasattr(visual, "_fields") else type(visual)(items)
-    if isinstance(visual, dict):
-        return {k: expand_visual(v, n) for k, v in visual.items()}
-    return visual
+__all__ = ["RISPredictor"]
 
 
 class RISPredictor:
@@ -187,7 +174,7 @@ class RISPredictor:
         with torch.inference_mode(), autocast(self.device, self.amp_dtype):
             for start in range(0, len(sentences), self.max_sentences):
                 chunk = sentences[start : start + self.max_sentences]
-                output = self.model.segment(expand_visual(self._visual, len(chunk)), chunk)
+                output = self.model.segment(self._visual, chunk)  # shares the image
                 final = output.final if hasattr(output, "final") else output
                 out.extend(final.float())
         return out

@@ -120,6 +120,7 @@ __all__ = [
     "ConvLSTMFusion",
     # 1, 9. The model and its builders (model.py)
     "CMPCOutput",
+    "VisualLevel",
     "CMPC",
     "build_text_encoder",
     "build_cmpc",

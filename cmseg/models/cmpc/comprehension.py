@@ -93,22 +93,40 @@ class MutanFusion(nn.Module):
         self.visual = nn.Conv2d(channels + SPATIAL_CHANNELS, heads * channels, 1)
         self.text = nn.Linear(text_channels, heads * channels)
 
-    def forward(self, x: torch.Tensor, spatial: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """Fuse.
+    def project_visual(self, x: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
+        """The image half, ``tanh(W_r [X; P])`` for every head: it does not read the sentence,
+        so one image's projection serves all its sentences (cache it).
 
         Args:
             x: ``B x C x H x W`` visual features (L2-normalised over C).
-            spatial: ``B x 8 x H x W`` coordinates (:func:`spatial_coordinates`, expanded).
+            spatial: ``1 x 8 x H x W`` or ``B x 8 x H x W`` coordinates
+                (:func:`spatial_coordinates`).
+
+        Returns:
+            ``B x (R C) x H x W`` in (-1, 1), head r in channels ``[r C, (r + 1) C)``.
+        """
+        spatial = spatial.expand(x.shape[0], -1, -1, -1)
+        return torch.tanh(self.visual(torch.cat([x, spatial], dim=1)))
+
+    def fuse(self, visual: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """The sentence half: ``M1`` from :meth:`project_visual`'s output and ``q``.
+
+        Args:
+            visual: ``B x (R C) x H x W`` from :meth:`project_visual`.
             q: ``B x C_text`` entity/attribute sentence vector.
 
         Returns:
             ``M1``, ``B x C x H x W`` with unit L2 norm over C at every position.
         """
-        b, c, h, w = x.shape
-        visual = torch.tanh(self.visual(torch.cat([x, spatial], dim=1)))
+        b, rc, h, w = visual.shape
         text = torch.tanh(self.text(q))
-        fused = (visual * text[..., None, None]).reshape(b, self.heads, c, h, w).sum(dim=1)
-        return F.normalize(torch.tanh(fused), dim=1)
+        fused = (visual * text[..., None, None]).reshape(b, self.heads, rc // self.heads, h, w)
+        return F.normalize(torch.tanh(fused.sum(dim=1)), dim=1)
+
+    def forward(self, x: torch.Tensor, spatial: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``M1`` for ``x`` (``B x C x H x W``), coordinates and ``q``: :meth:`fuse` of
+        :meth:`project_visual`."""
+        return self.fuse(self.project_visual(x, spatial), q)
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,6 +290,7 @@ class LevelComprehension(nn.Module):
         types: torch.Tensor,
         mask: torch.Tensor,
         q: torch.Tensor,
+        entity_visual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Args:
             x: ``B x C x H x W`` lateral features, L2-normalised over C.
@@ -280,11 +299,15 @@ class LevelComprehension(nn.Module):
             types: ``B x T x 4`` word-type probabilities (0 on padded words).
             mask: ``B x T`` bool, True on real words.
             q: ``B x C`` entity/attribute sentence vector.
+            entity_visual: ``MutanFusion.project_visual(x, spatial)`` when already computed
+                (cached with the image); computed here when None.
 
         Returns:
             ``B x D x H x W``, non-negative.
         """
-        m1 = self.entity(x, spatial, q)
+        if entity_visual is None:
+            entity_visual = self.entity.project_visual(x, spatial)
+        m1 = self.entity.fuse(entity_visual, q)
         parts = [m1]
         if self.relation is not None:
             parts.append(self.relation(m1, words, types[..., 2], mask))

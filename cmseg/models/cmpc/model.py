@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +30,27 @@ from cmseg.models.text import (
 
 __all__ = [
     "CMPCOutput",
+    "VisualLevel",
     "CMPC",
     "build_text_encoder",
     "build_cmpc",
     "cmpc_resnet101",
     "cmpc_tiny",
 ]
+
+
+class VisualLevel(NamedTuple):
+    """One level of :meth:`CMPC.encode_image`: everything at that level that does not read
+    the sentence.
+
+    Attributes:
+        lateral: ``B x C x h x w`` lateral features, unit L2 norm over C.
+        entity: ``B x (R C) x h x w`` the image half of Entity Perception
+            (:meth:`~cmseg.models.cmpc.MutanFusion.project_visual`).
+    """
+
+    lateral: torch.Tensor
+    entity: torch.Tensor
 
 
 @dataclass
@@ -153,8 +169,9 @@ class CMPC(nn.Module):
 
     # ----------------------------------------------------------------------------------------
 
-    def encode_image(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Everything that does not read the sentence: backbone, laterals, L2 norm.
+    def encode_image(self, images: torch.Tensor) -> list[VisualLevel]:
+        """Everything that does not read the sentence: backbone, laterals, L2 norm, and the
+        image half of Entity Perception (the largest sentence-free part of the head).
 
         Cache the result to segment one image for many sentences (:meth:`segment` shares a
         batch of one image among all its sentences).
@@ -163,12 +180,19 @@ class CMPC(nn.Module):
             images: ``B x 3 x H x W`` float images, normalised as the backbone expects.
 
         Returns:
-            One ``B x C x h x w`` map per level, finest first, unit L2 norm over C.
+            One :class:`VisualLevel` per level, finest first.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be B x 3 x H x W, got {tuple(images.shape)}")
-        levels = self.backbone(images)
-        return [F.normalize(lat(x), dim=1) for lat, x in zip(self.laterals, levels, strict=True)]
+        maps = self.backbone(images)
+        laterals = [F.normalize(lat(x), dim=1) for lat, x in zip(self.laterals, maps, strict=True)]
+        spatial = spatial_coordinates(
+            *laterals[0].shape[-2:], device=laterals[0].device, dtype=laterals[0].dtype
+        )
+        return [
+            VisualLevel(x, level.entity.project_visual(x, spatial))
+            for level, x in zip(self.levels, laterals, strict=True)
+        ]
 
     def encode_text(self, sentences: Sequence[str]) -> TextFeatures:
         """The text encoder's output for ``sentences`` (B strings)."""
@@ -177,7 +201,7 @@ class CMPC(nn.Module):
         return self.text_encoder(sentences)
 
     def segment(
-        self, visual: Sequence[torch.Tensor], text: Sequence[str] | TextFeatures
+        self, visual: Sequence[VisualLevel], text: Sequence[str] | TextFeatures
     ) -> CMPCOutput:
         """Segment from cached image features: :meth:`encode_text` (unless ``text`` is
         already :class:`~cmseg.models.text.TextFeatures`), then :meth:`decode`."""
@@ -185,12 +209,12 @@ class CMPC(nn.Module):
             text = self.encode_text(text)
         return self.decode(visual, text)
 
-    def decode(self, visual: Sequence[torch.Tensor], text: TextFeatures) -> CMPCOutput:
+    def decode(self, visual: Sequence[VisualLevel], text: TextFeatures) -> CMPCOutput:
         """Everything that reads the sentence.
 
         Args:
-            visual: the maps from :meth:`encode_image`, all ``B_v x C x h x w`` with
-                ``B_v`` = B, or 1 to share one image among B sentences.
+            visual: the levels from :meth:`encode_image`, all with batch ``B_v`` = B; or 1 to share one image among B sentences; or B / k for k
+                sentences per image, grouped by image (sentence j reads image j // k).
             text: B sentences' features; every row of ``text.mask`` has a True. Padded words
                 may hold any value: they are masked out of every sum.
 
@@ -199,16 +223,23 @@ class CMPC(nn.Module):
         """
         mask = text.mask.to(torch.bool)
         batch = mask.shape[0]
-        feats = list(visual)
-        if len(feats) != len(self.levels):
-            raise ValueError(f"expected {len(self.levels)} visual levels, got {len(feats)}")
-        size = feats[0].shape[-2:]
-        if any(f.shape[-2:] != size for f in feats):
-            raise ValueError(f"levels differ in size: {[tuple(f.shape[-2:]) for f in feats]}")
-        if feats[0].shape[0] != batch:
-            if feats[0].shape[0] != 1:
-                raise ValueError(f"{feats[0].shape[0]} images but {batch} sentences")
-            feats = [f.expand(batch, -1, -1, -1) for f in feats]
+        levels = [VisualLevel(*level) for level in visual]
+        if len(levels) != len(self.levels):
+            raise ValueError(f"expected {len(self.levels)} visual levels, got {len(levels)}")
+        size = levels[0].lateral.shape[-2:]
+        if any(v.lateral.shape[-2:] != size for v in levels):
+            shapes = [tuple(v.lateral.shape[-2:]) for v in levels]
+            raise ValueError(f"levels differ in size: {shapes}")
+        images = levels[0].lateral.shape[0]
+        if images != batch:
+            if images == 1:  # one image shared by every sentence: views, no copy
+                levels = [VisualLevel(*(t.expand(batch, -1, -1, -1) for t in v)) for v in levels]
+            elif batch % images == 0:  # k sentences per image, grouped by image
+                k = batch // images
+                levels = [VisualLevel(*(t.repeat_interleave(k, dim=0) for t in v)) for v in levels]
+            else:
+                raise ValueError(f"{images} images but {batch} sentences (not a multiple)")
+        feats = [v.lateral for v in levels]
 
         words = self.word_proj(text.words.to(feats[0].dtype))
         words = F.normalize(words, dim=-1) * mask[..., None].to(words.dtype)
@@ -218,8 +249,8 @@ class CMPC(nn.Module):
         spatial = spatial.expand(batch, -1, -1, -1)
 
         fused = [
-            level(x, spatial, words, types, mask, q)
-            for level, x in zip(self.levels, feats, strict=True)
+            level(v.lateral, spatial, words, types, mask, q, entity_visual=v.entity)
+            for level, v in zip(self.levels, levels, strict=True)
         ]
         level_logits = tuple(head(f) for head, f in zip(self.level_scores, fused, strict=True))
         for exchange in self.exchange:
@@ -235,7 +266,8 @@ class CMPC(nn.Module):
                 (ImageNet mean and std for timm weights); any size (the maps are
                 ``ceil(H / 8) x ceil(W / 8)`` with the paper's backbone).
             text: B sentences (``str``), or their precomputed
-                :class:`~cmseg.models.text.TextFeatures`.
+                :class:`~cmseg.models.text.TextFeatures`; or k B sentences, k per image
+                grouped by image (the backbone then runs once per image, not per sentence).
 
         Returns:
             :class:`CMPCOutput` with logits at the feature resolution.
