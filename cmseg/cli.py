@@ -26,7 +26,7 @@ EVALUATE_TASKS = TASKS + ("a2d",)
 
 #: Tasks each command supports in this version. The README's status table mirrors this.
 IMPLEMENTED: dict[str, frozenset[str]] = {
-    "demo": frozenset({"sod"}),
+    "demo": frozenset({"sod", "ris"}),
     "data synth": frozenset(TASKS),
     "data check": frozenset(TASKS),
     "train": frozenset({"sod", "ris"}),
@@ -118,8 +118,9 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--out",
-        default="runs/demo",
-        help="folder for the data, checkpoints, predictions and results",
+        default=None,
+        help="folder for the data, checkpoints, predictions and results "
+        "(default: runs/demo for sod, runs/demo_<task> otherwise)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(

@@ -36,6 +36,7 @@ __all__ = [
     "xmsnet_loss",
     "XMSNET_SIDE_WEIGHTS",
     "cmpc_loss",
+    "dice_loss",
 ]
 
 XMSNET_SIDE_WEIGHTS: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 0.3, 0.6, 0.9)
@@ -216,3 +217,27 @@ def cmpc_loss(
         parts[f"c{i + 3}"] = bce(logits)
         total = total + level_weight * parts[f"c{i + 3}"]
     return total, {name: value.detach() for name, value in parts.items()}
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss ``1 - (2 sum p t + smooth) / (sum p + sum t + smooth)`` per sample,
+    averaged over the batch; ``p = sigmoid(logits)`` resized bilinearly to the target.
+
+    Not part of CMPC: an optional extra term (``data.options.loss_dice_weight`` of the ris
+    task) that counters the background's share of the pixels when an object covers a few
+    percent of the image, so that foreground predictions appear early in short runs.
+
+    Args:
+        logits: ``B x 1 x h x w``.
+        target: ``B x 1 x H x W`` in [0, 1].
+        smooth: added to both sides (an empty target and an empty prediction give 0 loss).
+
+    Returns:
+        Scalar in [0, 1).
+    """
+    if logits.shape[-2:] != target.shape[-2:]:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    p = logits.sigmoid().flatten(1)
+    t = target.to(p.dtype).flatten(1)
+    overlap = (p * t).sum(dim=1)
+    return (1 - (2 * overlap + smooth) / (p.sum(dim=1) + t.sum(dim=1) + smooth)).mean()

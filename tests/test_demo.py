@@ -146,7 +146,11 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys, one_thread):
 
 
 def test_demo_output_folder_rules(tmp_path):
-    from cmseg.commands.demo import _prepare_out
+    from cmseg.commands.demo import _OWNED
+    from cmseg.commands.demo_common import prepare_out
+
+    def _prepare_out(out):
+        prepare_out(out, _OWNED, "sod")
 
     earlier = tmp_path / "earlier"
     _prepare_out(earlier)

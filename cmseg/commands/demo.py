@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cmseg.commands.demo_common import InMemory, start_demo
 from cmseg.config import (
     DataConfig,
     ModelConfig,
@@ -59,7 +60,7 @@ from cmseg.config import (
     TrainConfig,
     save_config,
 )
-from cmseg.errors import ConfigError, InputError, NotBuiltError
+from cmseg.errors import ConfigError, NotBuiltError
 
 __all__ = [
     "METHODS",
@@ -100,7 +101,6 @@ CORRUPTION: dict[str, float] = {"noise": 0.2, "holes": 0.2, "shift": 6.0}
 
 #: Entries of ``<out>`` that the demo writes (and replaces on a re-run).
 _OWNED = ("data", "data_corrupted", "runs", "predictions", "results.json", "table.md")
-_MARKER = "cmseg_demo.json"
 _CONDITIONS = ("clean", "corrupted")
 _COLUMNS = (("sm", "S"), ("fm.max", "maxF"), ("em.mean", "meanE"), ("mae", "MAE"))
 
@@ -169,48 +169,6 @@ def demo_config(
 # Pieces
 
 
-class _InMemory:
-    """A map-style dataset decoded once: the demo's scenes are small and read many times."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.samples = [dataset[i] for i in range(len(dataset))]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.samples[index]
-
-
-def _env_int(name: str, default: int, minimum: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _prepare_out(out: Path) -> None:
-    """Create ``out``, or clear what an earlier demo wrote there; refuse a foreign folder."""
-    from cmseg.io import remove_entries, write_json
-
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / _MARKER).is_file():
-            raise InputError(
-                out, "folder is not empty and holds no earlier demo run; choose another --out"
-            )
-        remove_entries(out, _OWNED)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / _MARKER, {"command": "cmseg demo", "task": "sod"})
-
-
 def _count_params(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
@@ -246,6 +204,10 @@ def _table(results: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[li
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``cmseg demo``; returns the exit code. See the module docstring."""
+    if args.task == "ris":
+        from cmseg.commands.demo_ris import run_demo_ris
+
+        return run_demo_ris(args)
     if args.task != "sod":
         raise NotBuiltError(f"'cmseg demo' is not built yet for task '{args.task}'")
     start = time.perf_counter()
@@ -254,7 +216,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from cmseg.data.formats import SODFolders
     from cmseg.data.synthetic import write_corrupted_set, write_synthetic
-    from cmseg.engine.evaluate import default_workers, evaluate_folders
+    from cmseg.engine.evaluate import evaluate_folders
     from cmseg.engine.predictors import SODPredictor
     from cmseg.engine.reports import format_markdown, format_text
     from cmseg.engine.rng import seed_all
@@ -262,17 +224,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from cmseg.io import write_json, write_text
     from cmseg.tasks.sod import build_sod_training
 
-    seed = int(args.seed)
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
-    steps = _env_int("CMSEG_DEMO_STEPS", STEPS, 1)
-    scenes = _env_int("CMSEG_DEMO_SCENES", SCENES, 4)
-    device = getattr(args, "device", "auto") or "auto"
-    # Every core (OMP_NUM_THREADS, when set, wins): the three trainings run one after another.
-    torch.set_num_threads(_env_int("OMP_NUM_THREADS", default_workers(), 1))
-
-    out = Path(args.out)
-    _prepare_out(out)
+    run = start_demo(
+        args, task="sod", default_out="runs/demo", owned=_OWNED, steps=STEPS, samples=SCENES,
+        min_samples=4,
+    )  # fmt: skip
+    out, seed, steps, scenes, device = run.out, run.seed, run.steps, run.samples, run.device
     data, corrupted = out / "data", out / "data_corrupted"
 
     # 1. Data
@@ -288,7 +244,7 @@ def run_demo(args: argparse.Namespace) -> int:
         data,
         time.perf_counter() - tick,
     )
-    train_cache: _InMemory | None = None
+    train_cache: InMemory | None = None
     test_sets = {
         "clean": SODFolders(data, sets=["test"]),
         "corrupted": SODFolders(corrupted, sets=["test"]),
@@ -306,7 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seed_all(seed)  # the same initial weights on every run, as `cmseg train` does
         setup = build_sod_training(cfg)
         if train_cache is None:
-            train_cache = _InMemory(setup.train_dataset)
+            train_cache = InMemory(setup.train_dataset)
         setup = dataclasses.replace(setup, train_dataset=train_cache)
         setup.model.to(memory_format=torch.channels_last)
         trainer = Trainer.from_setup(setup, cfg)

@@ -42,6 +42,12 @@ key                 default     meaning
                                 summed over the 320 x 320 pixels; :func:`cmpc_loss`)
 ``freeze_backbone`` false       train the head and the text encoder only (the official run:
                                 its ResNet is never updated)
+``loss_dice_``       0.0         weight of a soft Dice term on the final map added to CMPC's
+``weight``                      loss (not in the paper; :func:`cmseg.losses.dice_loss`)
+``sentences_per_``  1           k > 1: a training item is an image with k of its sentences
+``image``                       (drawn anew each epoch); the backbone runs once per image, so
+                                a batch of B images trains k B sentences for little more than
+                                the cost of B (``data.batch_size`` counts images then)
 ==================  ==========  ==============================================================
 
 The word vocabulary (built-in LSTM encoder) is stored in every checkpoint's ``meta.json``
@@ -92,6 +98,11 @@ __all__ = [
     "build_vocabulary",
     "RISValidator",
     "build_ris_training",
+    "SentenceGroups",
+    "PickSentences",
+    "collate_groups",
+    "train_transforms",
+    "parameter_groups",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +128,8 @@ class RISOptions:
     convention: str = "lavt"
     loss_reduction: str = "mean"
     freeze_backbone: bool = False
+    sentences_per_image: int = 1
+    loss_dice_weight: float = 0.0
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> RISOptions:
@@ -138,6 +151,10 @@ class RISOptions:
         if opts.loss_reduction not in ("mean", "sum"):
             raise ConfigError(
                 f"data.options.loss_reduction must be 'mean' or 'sum', got {opts.loss_reduction!r}"
+            )
+        if int(opts.sentences_per_image) < 1:
+            raise ConfigError(
+                f"data.options.sentences_per_image must be >= 1, got {opts.sentences_per_image}"
             )
         if int(opts.min_word_count) < 1:
             raise ConfigError(f"data.options.min_word_count must be >= 1, got {opts.min_word_count}")
@@ -193,6 +210,78 @@ class _Concat:
         """Every sentence, without reading an image."""
         return [s for r in self.readers for s in _reader_sentences(r)]
 
+    def image_groups(self) -> list[list[int]]:
+        """Sample indices grouped by image (first-seen order), without reading an image."""
+        groups: dict[tuple[int, Any], list[int]] = {}
+        for which, reader in enumerate(self.readers):
+            offset = int(self.offsets[which])
+            for i, key in enumerate(_reader_image_keys(reader)):
+                groups.setdefault((which, key), []).append(offset + i)
+        return list(groups.values())
+
+
+def _reader_image_keys(reader: Any) -> list[Any]:
+    """One key per sample, equal for the samples of one image."""
+    if isinstance(reader, RefCOCO):
+        ix = reader.index
+        return [ix.refs[ref_pos]["image_id"] for ref_pos, _ in ix.samples]
+    return [str(s.image) for s in reader.samples]
+
+
+class SentenceGroups:
+    """Training items that are images: item i holds every sentence of image i.
+
+    ``{"image": uint8 (H, W, 3), "masks": [bool (H, W), ...], "sentences": [str, ...]}``;
+    :class:`PickSentences` then keeps k of them. Each sentence's sample is read from
+    ``source`` (which a caller may replace by an in-memory copy of it).
+
+    Args:
+        source: the sentence-level samples (a :class:`_Concat` of readers).
+        groups: sample indices per image (:meth:`_Concat.image_groups`).
+    """
+
+    def __init__(self, source: Any, groups: Sequence[Sequence[int]]) -> None:
+        self.source = source
+        self.groups = [list(g) for g in groups]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        samples = [self.source[i] for i in self.groups[index]]
+        return {
+            "image": samples[0]["image"],
+            "masks": [s["mask"] for s in samples],
+            "sentences": [s["sentence"] for s in samples],
+        }
+
+
+class PickSentences:
+    """Keep ``k`` of an image's sentences (with their masks), drawn without replacement when
+    the image has at least ``k``, else with replacement."""
+
+    def __init__(self, k: int) -> None:
+        self.k = int(k)
+
+    def __call__(self, sample: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        n = len(sample["sentences"])
+        chosen = rng.choice(n, size=self.k, replace=n < self.k)
+        return {
+            "image": sample["image"],
+            "masks": np.stack([sample["masks"][i] for i in chosen]),
+            "sentences": [sample["sentences"][i] for i in chosen],
+        }
+
+
+def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch of image items: ``image`` B x 3 x S x S, ``mask`` (k B) x 1 x S x S and ``sentence``
+    (k B strings), sentences grouped by image as :meth:`CMPC.forward` expects."""
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "mask": torch.cat([it["masks"] for it in items]),
+        "sentence": [s for it in items for s in it["sentences"]],
+    }
+
 
 def _reader_sentences(reader: Any) -> list[str]:
     """The sentences of a reader in sample order, from its index (no image is decoded)."""
@@ -210,13 +299,16 @@ def _training_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
     return {"image": sample["image"], "mask": sample["mask"], "sentence": sample["sentence"]}
 
 
-def train_transforms(size: int, *, flip: bool = False) -> Compose:
-    """Training pipeline: [flip with left/right swapped,] resize-and-pad, tensors.
+def train_transforms(size: int, *, flip: bool = False, sentences_per_image: int = 1) -> Compose:
+    """Training pipeline: [pick k sentences,] [flip with left/right swapped,] resize-and-pad,
+    tensors.
 
     CMPC trains without augmentation (``flip=False``); the flip swaps "left" and "right" in
-    the sentence so that it still names the same object.
+    the sentences so that they still name the same objects.
     """
-    steps: list[Any] = [_training_sample]
+    steps: list[Any] = [
+        PickSentences(sentences_per_image) if sentences_per_image > 1 else _training_sample
+    ]
     if flip:
         steps.append(HorizontalFlip(0.5))
     steps += [ResizePad(size), ToTensor()]
@@ -455,10 +547,17 @@ def _forward(model: nn.Module, batch: Mapping[str, Any]) -> Any:
     return model(batch["image"], list(batch["sentence"]))
 
 
-def _loss(output: Any, batch: Mapping[str, Any], *, reduction: str) -> tuple[torch.Tensor, dict[str, Any]]:
-    from cmseg.losses import cmpc_loss
+def _loss(
+    output: Any, batch: Mapping[str, Any], *, reduction: str, dice_weight: float
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    from cmseg.losses import cmpc_loss, dice_loss
 
-    return cmpc_loss(output, batch["mask"], reduction=reduction)
+    total, parts = cmpc_loss(output, batch["mask"], reduction=reduction)
+    if dice_weight:
+        dice = dice_loss(output.final, batch["mask"])
+        total = total + dice_weight * dice
+        parts = {**parts, "dice": dice.detach()}
+    return total, parts
 
 
 def _readers(cfg: RunConfig, splits: Sequence[str], opts: RISOptions) -> dict[str, Any]:
@@ -510,12 +609,16 @@ def build_ris_training(cfg: RunConfig) -> TrainingSetup:
     )
     if opts.freeze_backbone:
         model.backbone.requires_grad_(False)
+    k = int(opts.sentences_per_image)
     return TrainingSetup(
         model=model,
-        loss_fn=functools.partial(_loss, reduction=opts.loss_reduction),
-        train_dataset=train_set,
+        loss_fn=functools.partial(
+            _loss, reduction=opts.loss_reduction, dice_weight=float(opts.loss_dice_weight)
+        ),
+        train_dataset=SentenceGroups(train_set, train_set.image_groups()) if k > 1 else train_set,
         forward_fn=_forward,
-        train_transform=train_transforms(size, flip=opts.flip),
+        collate_fn=collate_groups if k > 1 else None,
+        train_transform=train_transforms(size, flip=opts.flip, sentences_per_image=k),
         validate=validate,
         best_metric="oIoU",
         higher_is_better=True,

@@ -161,3 +161,19 @@ def test_separable_boundary_weight_equals_the_2d_window():
     g = torch.rand(2, 1, 40, 50, dtype=torch.float64)
     direct = 1 + 5 * (torch.nn.functional.avg_pool2d(g, 31, stride=1, padding=15) - g).abs()
     torch.testing.assert_close(boundary_weight(g), direct, rtol=0, atol=1e-12)
+
+
+def test_dice_loss_by_hand():
+    from cmseg.losses import dice_loss
+
+    # sigmoid(0) = 0.5 everywhere on a 2x2 map with one target pixel:
+    # 1 - (2 * 0.5 + 1) / (4 * 0.5 + 1 + 1) = 1 - 2 / 4 = 0.5
+    logits = torch.zeros(1, 1, 2, 2)
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    assert dice_loss(logits, target).item() == pytest.approx(0.5)
+    # a confident, exact prediction and an empty target with an empty prediction: ~0
+    sure = (target * 2 - 1) * 30
+    assert dice_loss(sure, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert dice_loss(torch.full((1, 1, 2, 2), -30.0), torch.zeros(1, 1, 2, 2)).item() == pytest.approx(0.0, abs=1e-6)
+    # logits at a lower resolution are resized to the target
+    assert dice_loss(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 4, 4)).item() == pytest.approx(1 - 17 / 25)

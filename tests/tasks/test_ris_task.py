@@ -298,3 +298,63 @@ def test_cli_predict_a_refer_root_needs_a_split(trained, synth, tmp_path):
     done = cmseg("predict", "ris", "--checkpoint", str(trained / "last"), "--input", str(synth),
                  "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "--split" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Several sentences per image
+
+
+def test_grouped_training_items_and_batches(synth, tmp_path):
+    cfg = tiny_config(synth, tmp_path, "data.options.sentences_per_image=3")
+    setup = build_ris_training(cfg)
+    groups = setup.train_dataset
+    reader = groups.source
+    assert sum(len(g) for g in groups.groups) == len(reader)
+    # every sentence of an item belongs to its image
+    item = groups[0]
+    assert all(m.shape == item["image"].shape[:2] for m in item["masks"])
+    assert len(item["masks"]) == len(item["sentences"]) == len(groups.groups[0])
+    picked = [setup.train_transform(groups[i], rng=np.random.default_rng(i)) for i in range(2)]
+    for p in picked:
+        assert p["image"].shape == (3, 64, 64) and p["masks"].shape == (3, 1, 64, 64)
+        assert len(p["sentences"]) == 3
+    batch = setup.collate_fn(picked)
+    assert batch["image"].shape == (2, 3, 64, 64) and batch["mask"].shape == (6, 1, 64, 64)
+    assert batch["sentence"] == picked[0]["sentences"] + picked[1]["sentences"]
+    # k sentences per image give the same logits as the images repeated per sentence
+    model = setup.model.eval()
+    with torch.no_grad():
+        grouped = model(batch["image"], batch["sentence"]).final
+        repeated = model(batch["image"].repeat_interleave(3, dim=0), batch["sentence"]).final
+    assert torch.allclose(grouped, repeated, atol=1e-5)
+    loss, _ = setup.loss_fn(model(batch["image"], batch["sentence"]), batch)
+    assert torch.isfinite(loss)
+
+
+def test_grouped_training_runs_end_to_end(synth, tmp_path):
+    cfg = tiny_config(synth, tmp_path, "data.options.sentences_per_image=2", "data.val_sets=[]")
+    setup = build_ris_training(cfg)
+    Trainer.from_setup(setup, cfg).fit()
+    assert (tmp_path / "last" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "ris").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    from cmseg.engine.schedules import make_lr_lambda
+    from cmseg.models import MODELS
+
+    cfg = load_config(RunConfig, path)
+    assert cfg.task == "ris" and cfg.model.name in MODELS
+    RISOptions.from_config(cfg.data.options)
+    make_lr_lambda(name=cfg.schedule.name, base_lr=cfg.optim.lr, max_steps=cfg.train.max_steps,
+                   warmup_steps=cfg.schedule.warmup_steps, power=cfg.schedule.power,
+                   min_lr=cfg.schedule.min_lr, decay_steps=cfg.schedule.decay_steps)
+
+
+def test_paper_config_is_the_official_recipe():
+    cfg = load_config(RunConfig, ROOT / "configs" / "ris" / "cmpc_resnet101_refcoco.yaml")
+    assert (cfg.model.name, cfg.model.image_size, cfg.data.batch_size) == ("cmpc_resnet101", 320, 1)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adam", 2.5e-4, 5e-4)
+    assert (cfg.schedule.name, cfg.schedule.power, cfg.schedule.min_lr) == ("poly", 0.9, 1e-5)
+    assert (cfg.schedule.decay_steps, cfg.train.max_steps) == (800_000, 700_000)
+    assert cfg.data.options["freeze_backbone"] and cfg.data.options["loss_reduction"] == "sum"

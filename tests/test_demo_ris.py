@@ -1,0 +1,58 @@
+"""`cmseg demo ris` (a shortened run) and its shipped configurations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from cmseg.commands.demo_ris import HELD_OUT, METHODS, demo_config, run_demo_ris
+from cmseg.config import load_config, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_shipped_configs_are_the_demo_recipe(method):
+    """configs/ris/demo_<method>.yaml trains exactly what the demo trains."""
+    shipped = load_config(path=ROOT / "configs" / "ris" / f"demo_{method}.yaml")
+    expected = demo_config(method, root=shipped.data.root, output_dir=shipped.output_dir)
+    assert to_dict(shipped) == to_dict(expected)
+
+
+def test_the_two_methods_differ_only_in_relation_reasoning():
+    a, b = (to_dict(demo_config(m)) for m in METHODS)
+    assert a["model"]["options"] == {"relation_reasoning": True}
+    assert b["model"]["options"] == {"relation_reasoning": False}
+    a["model"]["options"] = b["model"]["options"] = {}
+    assert a == b
+
+
+def test_demo_ris_smoke(tmp_path, monkeypatch, capsys, one_thread):
+    monkeypatch.setenv("CMSEG_DEMO_STEPS", "2")
+    monkeypatch.setenv("CMSEG_DEMO_SCENES", "30")
+    monkeypatch.setenv("CMSEG_PROGRESS", "0")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "demo"
+    assert run_demo_ris(argparse.Namespace(task="ris", out=str(out), device="cpu", seed=1)) == 0
+    printed = capsys.readouterr().out
+
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["methods"]) == list(METHODS) and results["steps"] == 2
+    counts = results["counts"]
+    assert counts["all"] == counts["relation_only"] + counts["other"] > 0
+    for key, entry in results["methods"].items():
+        scores = entry["results"]["all"]
+        assert scores["num_items"] == counts["all"]
+        assert 0.0 <= scores["oIoU"] <= 1.0 and 0.0 <= scores["mIoU"] <= 1.0
+        assert (out / "runs" / key / "last" / "meta.json").is_file()
+        if counts["relation_only"]:
+            examples = json.loads((out / "examples" / key / "sentences.json").read_text())
+            assert examples and all((out / "examples" / key / f"{e['name']}.png").is_file() for e in examples)
+    assert results["held_out"] == list(HELD_OUT)
+    table = (out / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(METHODS) and "oIoU rel-only" in rows[0]
+    assert "total wall time" in printed and "CMPC without RAR" in printed
