@@ -358,3 +358,26 @@ def test_paper_config_is_the_official_recipe():
     assert (cfg.schedule.name, cfg.schedule.power, cfg.schedule.min_lr) == ("poly", 0.9, 1e-5)
     assert (cfg.schedule.decay_steps, cfg.train.max_steps) == (800_000, 700_000)
     assert cfg.data.options["freeze_backbone"] and cfg.data.options["loss_reduction"] == "sum"
+
+
+def test_a_hugging_face_text_encoder_trains_and_predicts(synth, tmp_path):
+    """model.options.text_encoder = a local transformers folder: no cmseg vocabulary."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path / "tiny_bert"
+    folder.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "red", "blue", "circle", "star", "left", "of"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
+    out = tmp_path / "run"
+    cfg = tiny_config(synth, out, f"model.options.text_encoder={folder}", "data.val_sets=[]")
+    setup = build_ris_training(cfg)
+    assert setup.checkpoint_extra == {}  # the tokenizer lives in the folder, not in cmseg
+    Trainer.from_setup(setup, cfg).fit()
+    predictor = RISPredictor.from_checkpoint(out / "last", device="cpu")
+    sample = open_split(synth, "refer", "val", RISOptions())[0]
+    predictor.set_image(sample["image"])
+    assert predictor.predict("the red circle left of the blue star").shape == sample["mask"].shape
