@@ -381,3 +381,30 @@ def test_a_hugging_face_text_encoder_trains_and_predicts(synth, tmp_path):
     sample = open_split(synth, "refer", "val", RISOptions())[0]
     predictor.set_image(sample["image"])
     assert predictor.predict("the red circle left of the blue star").shape == sample["mask"].shape
+
+
+def test_torchrun_two_cpu_processes_validate_every_sentence_once(synth, tmp_path):
+    """Under torchrun each rank predicts half of the sentences; the gathered scores equal a
+    one-process validation of the same weights."""
+    import csv
+    import os
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "CMSEG_PROGRESS": "0"}
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "cmseg", "train", str(TINY), f"data.root={synth}", f"output_dir={out}",
+         "model.image_size=64", "data.batch_size=2", "data.num_workers=0", "train.device=cpu",
+         "train.max_steps=2", "train.eval_every=2", "train.tensorboard=false"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "metrics.csv", newline="") as f:
+        logged = {r["name"]: float(r["value"]) for r in csv.DictReader(f) if r["split"] == "val"}
+    predictor = RISPredictor.from_checkpoint(out / "last", device="cpu")
+    reader = open_split(synth, "refer", "val", RISOptions())
+    alone = RISValidator({"val": reader}, 64, batch_size=3)(predictor.model)
+    assert logged["num_items"] == len(reader) == alone["num_items"]
+    for key in ("oIoU", "mIoU", "prec@0.5"):
+        assert logged[key] == pytest.approx(alone[key], abs=1e-9), key
