@@ -133,7 +133,7 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
     )
     ix = reader.index
     queries = []
-    for i, (ref_pos, sent_pos) in enumerate(ix.samples):
+    for ref_pos, sent_pos in ix.samples:
         ref = ix.refs[ref_pos]
         sent = ref["sentences"][sent_pos]
         image = ix.image_dir / ix.images[ref["image_id"]]["file_name"]
@@ -143,7 +143,7 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
                 str(ref["image_id"]),
                 image,
                 sent[reader.sentence_key],
-                lambda i=i: reader[i]["mask"],
+                lambda ref_pos=ref_pos: reader.ref_mask(ref_pos),  # the annotation, no image
             )
         )
     if not queries:
@@ -171,7 +171,7 @@ def _check_names(queries: Sequence[Query], out: Path) -> None:
 
 def run_predict_ris(args: argparse.Namespace) -> int:
     """Run ``cmseg predict ris`` (module docstring); returns the exit code."""
-    from cmseg.engine.checkpoint import load_checkpoint
+    from cmseg.engine.checkpoint import load_checkpoint_meta
 
     if getattr(args, "aux", None):
         raise ConfigError("--aux is not used by 'predict ris'")
@@ -186,7 +186,7 @@ def run_predict_ris(args: argparse.Namespace) -> int:
     if dataset_input:
         if sentences:
             raise ConfigError("--sentence goes with image files; a dataset brings its own sentences")
-        _, meta = load_checkpoint(args.checkpoint)  # the checkpoint's dataset options
+        meta = load_checkpoint_meta(args.checkpoint)  # the dataset options it was trained with
         options = dict(((meta.get("config") or {}).get("data") or {}).get("options") or {})
         for key in ("dataset", "split_by"):
             if getattr(args, key, None):

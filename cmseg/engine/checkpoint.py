@@ -147,6 +147,34 @@ def resolve_checkpoint_dir(path: str | os.PathLike[str]) -> Path:
     raise InputError(path, f"not a checkpoint: no {WEIGHTS_NAME} here or in last/")
 
 
+def _checkpoint_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(weights file, meta.json path)`` of a checkpoint folder, run folder or weights file."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path, path.with_name(META_NAME)
+    folder = resolve_checkpoint_dir(path)
+    return folder / WEIGHTS_NAME, folder / META_NAME
+
+
+def load_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a checkpoint (``{}`` when a weights file has no ``meta.json`` beside
+    it) without reading its weights. ``path`` as for :func:`load_checkpoint`.
+
+    Raises:
+        InputError: no checkpoint there, or a ``meta.json`` that is not a JSON object.
+    """
+    _, meta_path = _checkpoint_files(path)
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(meta_path, f"invalid JSON ({_one_line(err)})") from None
+    if not isinstance(meta, dict):
+        raise InputError(meta_path, "expected a JSON object")
+    return meta
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -163,25 +191,12 @@ def load_checkpoint(
     Raises:
         InputError: missing or unreadable files.
     """
-    path = Path(path)
-    if path.is_file() and path.suffix == ".safetensors":
-        weights, meta_path = path, path.with_name(META_NAME)
-    else:
-        folder = resolve_checkpoint_dir(path)
-        weights, meta_path = folder / WEIGHTS_NAME, folder / META_NAME
+    weights, _ = _checkpoint_files(path)
     try:
         state_dict = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(weights, f"not a readable safetensors file ({_one_line(err)})") from None
-    meta: dict[str, Any] = {}
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InputError(meta_path, f"invalid JSON ({_one_line(err)})") from None
-        if not isinstance(meta, dict):
-            raise InputError(meta_path, "expected a JSON object")
-    return state_dict, meta
+    return state_dict, load_checkpoint_meta(path)
 
 
 def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ from cmseg.data.formats import (
 )
 from cmseg.data.safe_pickle import load_pickle
 from cmseg.errors import InputError
-from cmseg.io import IMAGE_EXTENSIONS, read_image, read_mask
+from cmseg.io import IMAGE_EXTENSIONS, read_image, read_mask, read_text
 
 __all__ = [
     "DEFAULT_SPLIT_BY",
@@ -274,6 +274,19 @@ class RefCOCO(Reader):
     def __len__(self) -> int:
         return len(self.index.samples)
 
+    def ref_mask(self, ref_pos: int) -> np.ndarray:
+        """``bool (H, W)`` mask of ``index.refs[ref_pos]`` (the union of its annotation's
+        polygons) at the size ``instances.json`` gives, without reading the image."""
+        ix = self.index
+        ref = ix.refs[ref_pos]
+        info = ix.images[ref["image_id"]]
+        try:
+            return coco_segmentation_mask(
+                ix.anns[ref["ann_id"]]["segmentation"], int(info["height"]), int(info["width"])
+            )
+        except ValueError as err:
+            raise InputError(ix.instances_file, f"annotation {ref['ann_id']!r}: {err}") from None
+
     def _load(self, index: int) -> dict[str, Any]:
         ix = self.index
         ref_pos, sent_pos = ix.samples[index]
@@ -286,10 +299,7 @@ class RefCOCO(Reader):
         h, w = int(info["height"]), int(info["width"])
         if image.shape[:2] != (h, w):
             raise InputError(path, f"image is {image.shape[1]}x{image.shape[0]} but instances.json says {w}x{h}")
-        try:
-            mask = coco_segmentation_mask(ix.anns[ref["ann_id"]]["segmentation"], h, w)
-        except ValueError as err:
-            raise InputError(ix.instances_file, f"annotation {ref['ann_id']!r}: {err}") from None
+        mask = self.ref_mask(ref_pos)
         return {
             "image": image,
             "mask": mask,
@@ -455,14 +465,7 @@ def index_jsonl(
     problems = problems if problems is not None else Problems(strict=True)
     path = Path(path)
     root = Path(root) if root is not None else path.parent
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+    text = read_text(path, "JSON-lines")
     samples = []
     seen: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
