@@ -155,15 +155,12 @@ def demo_config(
 def _score(predictor: Any, readers: dict[str, Any], relation_only: set[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Evaluators per subset over every held-out sentence; and the relation-only items."""
     from cmseg.metrics.masks import RISEvaluator
+    from cmseg.tasks.ris import image_groups
 
     evaluators = {name: RISEvaluator() for name in _SUBSETS}
     examples: list[dict[str, Any]] = []
     for reader in readers.values():
-        ix = reader.index
-        by_image: dict[Any, list[int]] = {}
-        for i, (ref_pos, _) in enumerate(ix.samples):
-            by_image.setdefault(ix.refs[ref_pos]["image_id"], []).append(i)
-        for indices in by_image.values():
+        for indices in image_groups(reader):
             samples = [reader[i] for i in indices]
             predictor.set_image(samples[0]["image"])
             masks = predictor.predict_sentences([s["sentence"] for s in samples])

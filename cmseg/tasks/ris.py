@@ -98,6 +98,7 @@ __all__ = [
     "build_vocabulary",
     "RISValidator",
     "build_ris_training",
+    "image_groups",
     "SentenceGroups",
     "PickSentences",
     "collate_groups",
@@ -212,12 +213,11 @@ class _Concat:
 
     def image_groups(self) -> list[list[int]]:
         """Sample indices grouped by image (first-seen order), without reading an image."""
-        groups: dict[tuple[int, Any], list[int]] = {}
-        for which, reader in enumerate(self.readers):
-            offset = int(self.offsets[which])
-            for i, key in enumerate(_reader_image_keys(reader)):
-                groups.setdefault((which, key), []).append(offset + i)
-        return list(groups.values())
+        return [
+            [int(offset) + i for i in group]
+            for offset, reader in zip(self.offsets[:-1], self.readers, strict=True)
+            for group in image_groups(reader)
+        ]
 
 
 def _reader_image_keys(reader: Any) -> list[Any]:
@@ -229,11 +229,11 @@ def _reader_image_keys(reader: Any) -> list[Any]:
 
 
 class SentenceGroups:
-    """Training items that are images: item i holds every sentence of image i.
+    """Training items that are images: item i names the sentences of image i.
 
-    ``{"image": uint8 (H, W, 3), "masks": [bool (H, W), ...], "sentences": [str, ...]}``;
-    :class:`PickSentences` then keeps k of them. Each sentence's sample is read from
-    ``source`` (which a caller may replace by an in-memory copy of it).
+    ``{"source": source, "members": [sample index, ...]}``; :class:`PickSentences` draws k
+    of the members and reads only those from ``source`` (which a caller may replace by an
+    in-memory copy of it), so an image with many sentences costs k reads, not all of them.
 
     Args:
         source: the sentence-level samples (a :class:`_Concat` of readers).
@@ -248,28 +248,26 @@ class SentenceGroups:
         return len(self.groups)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        samples = [self.source[i] for i in self.groups[index]]
-        return {
-            "image": samples[0]["image"],
-            "masks": [s["mask"] for s in samples],
-            "sentences": [s["sentence"] for s in samples],
-        }
+        return {"source": self.source, "members": self.groups[index]}
 
 
 class PickSentences:
-    """Keep ``k`` of an image's sentences (with their masks), drawn without replacement when
-    the image has at least ``k``, else with replacement."""
+    """Read ``k`` of an image's sentences (with their masks) from a :class:`SentenceGroups`
+    item, drawn without replacement when the image has at least ``k``, else with
+    replacement."""
 
     def __init__(self, k: int) -> None:
         self.k = int(k)
 
-    def __call__(self, sample: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        n = len(sample["sentences"])
-        chosen = rng.choice(n, size=self.k, replace=n < self.k)
+    def __call__(self, item: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        members = item["members"]
+        chosen = [int(i) for i in rng.choice(len(members), size=self.k, replace=len(members) < self.k)]
+        read = {i: item["source"][members[i]] for i in set(chosen)}  # a repeat is read once
+        samples = [read[i] for i in chosen]
         return {
-            "image": sample["image"],
-            "masks": np.stack([sample["masks"][i] for i in chosen]),
-            "sentences": [sample["sentences"][i] for i in chosen],
+            "image": samples[0]["image"],
+            "masks": np.stack([s["mask"] for s in samples]),
+            "sentences": [s["sentence"] for s in samples],
         }
 
 
@@ -449,36 +447,46 @@ def final_logits(model: nn.Module, images: torch.Tensor, sentences: Sequence[str
 # Validation
 
 
-class _ValItems:
-    """Preprocessed validation samples: ``(image, sentence, gt bool, name)``."""
+class _ValImages:
+    """Validation images, each with all its sentences:
+    ``(image 3 x S x S, [sentence], [gt bool (H, W)], [name])``."""
 
-    def __init__(self, reader: Any, indices: Sequence[int], size: int) -> None:
-        self.reader, self.indices, self.size = reader, list(indices), size
+    def __init__(self, reader: Any, groups: Sequence[Sequence[int]], size: int) -> None:
+        self.reader, self.groups, self.size = reader, [list(g) for g in groups], size
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.groups)
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
-        sample = self.reader[self.indices[i]]
-        return preprocess(sample["image"], self.size), sample["sentence"], sample["mask"], sample["name"]
+        samples = [self.reader[j] for j in self.groups[i]]
+        return (
+            preprocess(samples[0]["image"], self.size),
+            [s["sentence"] for s in samples],
+            [s["mask"] for s in samples],
+            [s["name"] for s in samples],
+        )
 
 
-def _collate_val(items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    images, sentences, gts, names = zip(*items, strict=True)
-    return torch.stack(images), list(sentences), list(gts), list(names)
+def image_groups(reader: Any) -> list[list[int]]:
+    """Sample indices of ``reader`` grouped by image, in first-seen order."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(_reader_image_keys(reader)):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 class RISValidator:
     """``validate(model) -> metrics`` over ris splits (see the module docstring).
 
-    Under ``torchrun`` each rank predicts every ``world_size``-th sentence; the per-sentence
-    intersection and union counts are gathered so every rank returns the scores of the
-    whole split.
+    Each image is encoded once for all its sentences (the model takes one image with n
+    sentences, as :class:`~cmseg.models.cmpc.CMPC` does). Under ``torchrun`` each rank
+    predicts every ``world_size``-th image; the per-sentence intersection and union counts are
+    gathered so every rank returns the scores of the whole split.
 
     Args:
         readers: ``{split name: reader}``.
         image_size: the model's input side.
-        batch_size: sentences per forward pass.
+        batch_size: images read ahead, and sentences per forward pass.
         num_workers: threads reading and preprocessing the images (0: the calling thread).
         convention: see :class:`RISEvaluator`.
     """
@@ -505,13 +513,16 @@ class RISValidator:
         evaluators: dict[str, RISEvaluator] = {}
         for split, reader in self.readers.items():
             local = RISEvaluator(self.convention)
-            items = _ValItems(reader, range(rank, len(reader), world), self.image_size)
-            for images, sentences, gts, names in threaded_batches(
-                items, self.batch_size, self.num_workers, _collate_val
-            ):
-                logits = final_logits(model, images.to(device), sentences)
-                for one, gt, name in zip(logits, gts, names, strict=True):
-                    local.update(postprocess(one, gt.shape, self.image_size), gt, name=name)
+            items = _ValImages(reader, image_groups(reader)[rank::world], self.image_size)
+            for batch in threaded_batches(items, self.batch_size, self.num_workers, list):
+                for image, sentences, gts, names in batch:
+                    image = image[None].to(device)
+                    # one image, its sentences in chunks: the model shares the image features
+                    for start in range(0, len(sentences), self.batch_size):
+                        chunk = slice(start, start + self.batch_size)
+                        logits = final_logits(model, image, sentences[chunk])
+                        for one, gt, name in zip(logits, gts[chunk], names[chunk], strict=True):
+                            local.update(postprocess(one, gt.shape, self.image_size), gt, name=name)
             evaluators[split] = _gather(local)
         return evaluators
 

@@ -312,8 +312,10 @@ def test_grouped_training_items_and_batches(synth, tmp_path):
     assert sum(len(g) for g in groups.groups) == len(reader)
     # every sentence of an item belongs to its image
     item = groups[0]
-    assert all(m.shape == item["image"].shape[:2] for m in item["masks"])
-    assert len(item["masks"]) == len(item["sentences"]) == len(groups.groups[0])
+    members = [reader[i] for i in item["members"]]
+    assert all(m["mask"].shape == members[0]["image"].shape[:2] for m in members)
+    assert all((m["image"] == members[0]["image"]).all() for m in members)
+    assert len(item["members"]) == len(groups.groups[0]) and item["source"] is reader
     picked = [setup.train_transform(groups[i], rng=np.random.default_rng(i)) for i in range(2)]
     for p in picked:
         assert p["image"].shape == (3, 64, 64) and p["masks"].shape == (3, 1, 64, 64)
