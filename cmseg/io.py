@@ -44,6 +44,9 @@ __all__ = [
     "read_grey",
     "write_png",
     "write_json",
+    "read_json",
+    "read_text",
+    "remove_entries",
     "write_text",
     "atomic_open",
 ]
@@ -426,19 +429,30 @@ def remove_entries(folder: str | os.PathLike[str], names: Iterable[str]) -> None
             target.unlink()
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Parse a UTF-8 JSON file; every failure is one ``InputError`` naming the file."""
+def read_text(path: str | os.PathLike[str], what: str = "text") -> str:
+    """A UTF-8 text file's contents; every failure is one ``InputError`` naming the file.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the message when ``path`` is a folder.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, "file not found (no such file)") from None
     except IsADirectoryError:
-        raise InputError(path, "is a directory, expected a JSON file") from None
+        raise InputError(path, f"is a directory, expected a {what} file") from None
     except OSError as err:
         raise InputError(path, f"cannot read: {err.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a UTF-8 JSON file; every failure is one ``InputError`` naming the file."""
+    text = read_text(path, "JSON")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(
             path, f"invalid JSON: {err.msg} (line {err.lineno}, column {err.colno})"

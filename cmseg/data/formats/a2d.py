@@ -72,7 +72,7 @@ from cmseg.data.formats import (
     seeded_rng,
 )
 from cmseg.errors import CmsegError, InputError
-from cmseg.io import IMAGE_EXTENSIONS, read_image
+from cmseg.io import IMAGE_EXTENSIONS, read_image, read_text
 
 __all__ = [
     "A2DVideo",
@@ -93,17 +93,6 @@ __all__ = [
 
 VIDEO_DIR_NAMES = ("clips320H", "CLIPS320", "clips320", "clips")
 ANNOTATION_MISTAKE = "1 (copy)"
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
 
 
 def require_h5py() -> Any:
@@ -132,7 +121,7 @@ def read_videoset(path: Path, problems: Problems | None = None) -> dict[str, A2D
     """Parse ``Release/videoset.csv`` (no header, 9 columns)."""
     problems = problems if problems is not None else Problems(strict=True)
     out: dict[str, A2DVideo] = {}
-    for lineno, row in enumerate(csv.reader(io.StringIO(_text(path))), start=1):
+    for lineno, row in enumerate(csv.reader(io.StringIO(read_text(path))), start=1):
         if not row or not "".join(row).strip():
             continue
         if len(row) < 9:
@@ -154,7 +143,7 @@ def read_missed_videos(path: Path) -> set[str]:
     """``a2d_missed_videos.txt``: one id per line (empty set when the file is absent)."""
     if not path.is_file():
         return set()
-    return {line.strip() for line in _text(path).splitlines() if line.strip()}
+    return {line.strip() for line in read_text(path).splitlines() if line.strip()}
 
 
 def read_text_annotations(
@@ -162,7 +151,7 @@ def read_text_annotations(
 ) -> list[dict[str, str]]:
     """Rows of a sentence CSV with a header (``a2d_annotation.txt``, ``jhmdb_annotation.txt``)."""
     problems = problems if problems is not None else Problems(strict=True)
-    reader = csv.DictReader(io.StringIO(_text(path)))
+    reader = csv.DictReader(io.StringIO(read_text(path)))
     header = [h.strip() for h in (reader.fieldnames or [])]
     gone = [c for c in columns if c not in header]
     if gone:
