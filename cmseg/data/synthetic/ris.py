@@ -33,9 +33,12 @@ The objects are drawn exactly as their polygons decode (the mask pycocotools giv
 polygon is the mask painted), so the image and the annotation agree to the pixel.
 
 **Scenes.** 3-6 objects, pairwise apart (no occlusion), on a low-saturation cluttered
-background. Attributes: shape (8 classes: circle, square, triangle, star, hexagon, diamond,
+background. Attributes: shape (8 classes: circle, square, triangle, star, arrow, diamond,
 cross, heart), colour (red, green, blue, yellow, purple, orange, white: flat colour with light
-shading), size (``small``: radius 6-8% of the side, ``big``: 11-14%). Each image draws its
+shading), size (``small``: radius 8.4-11.2% of the side, ``big``: 15.4-19.6%; when the objects
+do not fit apart they are all shrunk alike, so a big one stays bigger than a small one). The
+shapes are told apart at the demo's 128 px: a small hexagon there differs from a circle by
+under a pixel, so the arrow takes its place. Each image draws its
 objects from 2-3 shapes and 2-3 colours, so most objects need two or three words. With
 probability ``twin_prob`` an image holds a **twin pair**: two objects identical in shape, colour
 and size, which only a spatial relation can tell apart.
@@ -99,7 +102,7 @@ __all__ = [
 
 DEFAULT_N = 100
 RIS_SHAPES: tuple[str, ...] = (
-    "circle", "square", "triangle", "star", "hexagon", "diamond", "cross", "heart",
+    "circle", "square", "triangle", "star", "arrow", "diamond", "cross", "heart",
 )  # fmt: skip
 RIS_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white")
 #: surface words of each size value
@@ -112,7 +115,9 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "below": ("below", "under"),
 }
 SPLIT_OF_DIGIT = ("train",) * 7 + ("val", "testA", "testB")
-RADII = {"small": (0.06, 0.08), "big": (0.11, 0.14)}
+#: Radius ranges of the circumscribed circle, as a share of the side. Big enough that a small
+#: object spans 2-3 cells of a stride-8 map at 128 px (CMPC's resolution in the demo).
+RADII = {"small": (0.084, 0.112), "big": (0.154, 0.196)}
 TRUE_MARGIN, FALSE_MARGIN = 0.1, 0.025
 
 
