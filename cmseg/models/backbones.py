@@ -14,7 +14,8 @@ parts the feature wrapper cuts off (the classifier head, a final norm or conv he
 dropped, as the official SOD codes do; every other mismatch (a missing key, an unexpected
 key, a wrong shape) raises one line that lists them. The PVTv2 authors' original layout
 (``patch_embed1``, ``block1.0``, ``norm1``, as in their ``pvt_v2_b5.pth``) is recognised and
-converted.
+converted. :func:`save_backbone_weights` writes a pyramid back in that layout, so a backbone
+trained here is a ``backbone_weights`` file like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "create_feature_pyramid",
     "load_backbone_weights",
     "read_state_dict",
+    "save_backbone_weights",
 ]
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
@@ -198,3 +200,42 @@ def load_backbone_weights(
             source, describe_mismatch(missing, unexpected, wrong_shape, what=f"backbone {name!r}")
         )
     model.load_state_dict(mapped, strict=True)
+
+
+def save_backbone_weights(
+    model: nn.Module, name: str, path: str | os.PathLike[str]
+) -> dict[str, torch.Tensor]:
+    """Write a pyramid's weights as ``.safetensors`` in timm's plain layout.
+
+    The inverse of :func:`load_backbone_weights`: the feature wrapper's names are mapped back
+    to the plain model's (``stages_0.x`` -> ``stages.0.x``), so the file loads into any pyramid
+    of ``name`` (whatever its levels) and into ``timm.create_model(name)`` (without its head).
+    The file is written to a temporary name and renamed, so an existing file is never left
+    half written.
+
+    Args:
+        model: a pyramid from :func:`create_feature_pyramid`.
+        name: the timm model name it was built from.
+        path: the ``.safetensors`` file to write.
+
+    Returns:
+        The state dict written (plain keys, contiguous CPU tensors).
+    """
+    import timm
+    from safetensors.torch import save
+
+    from cmseg.io import atomic_open
+
+    with torch.device("meta"):
+        plain = timm.create_model(name, pretrained=False)
+    plain_keys = set(plain.state_dict())
+    del plain
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        plain_key = _plain_key(key, plain_keys)
+        if plain_key is None:
+            raise ConfigError(f"backbone {name!r}: parameter {key!r} has no name in the plain timm model")
+        state[plain_key] = value.detach().to("cpu").contiguous()
+    with atomic_open(path, "wb") as handle:
+        handle.write(save(state, metadata={"format": "pt", "timm_model": name}))
+    return state

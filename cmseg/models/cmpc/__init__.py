@@ -93,6 +93,7 @@ from cmseg.models.cmpc.model import (
     CMPCOutput,
     build_cmpc,
     build_text_encoder,
+    cmpc_backbone,
     cmpc_resnet101,
     cmpc_tiny,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "VisualLevel",
     "CMPC",
     "build_text_encoder",
+    "cmpc_backbone",
     "build_cmpc",
     "cmpc_resnet101",
     "cmpc_tiny",

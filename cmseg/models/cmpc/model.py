@@ -33,6 +33,7 @@ __all__ = [
     "VisualLevel",
     "CMPC",
     "build_text_encoder",
+    "cmpc_backbone",
     "build_cmpc",
     "cmpc_resnet101",
     "cmpc_tiny",
@@ -325,6 +326,21 @@ def build_text_encoder(
     )
 
 
+def cmpc_backbone(
+    name: str, weights: str | os.PathLike[str] | None = None
+) -> nn.Module:
+    """CMPC's visual pyramid: timm CNN ``name``'s stages 3-5, all at output stride 8 (dilated).
+
+    Args:
+        name: a timm CNN with five feature stages (reductions 2, 4, 8, 16, 32) that accepts
+            ``output_stride=8`` (ResNets, RegNets, ...).
+        weights: local file with its weights in timm's layout. Never downloaded.
+    """
+    return create_feature_pyramid(
+        name, strides=(8, 8, 8), weights=weights, output_stride=8, out_indices=(2, 3, 4)
+    )
+
+
 def build_cmpc(
     backbone: str = "resnet101",
     *,
@@ -354,13 +370,7 @@ def build_cmpc(
         backbone_weights: local file with the backbone's weights in timm's layout (e.g. an
             ImageNet ``resnet101`` checkpoint). Never downloaded.
     """
-    pyramid = create_feature_pyramid(
-        backbone,
-        strides=(8, 8, 8),
-        weights=backbone_weights,
-        output_stride=8,
-        out_indices=(2, 3, 4),
-    )
+    pyramid = cmpc_backbone(backbone, backbone_weights)
     text = build_text_encoder(
         text_encoder,
         vocabulary=vocabulary,
