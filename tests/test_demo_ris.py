@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from cmseg.commands.demo_ris import HELD_OUT, METHODS, demo_config, run_demo_ris
+from cmseg.commands.demo_ris import BACKBONE, HELD_OUT, METHODS, demo_config, run_demo_ris
 from cmseg.config import load_config, to_dict
+from cmseg.models.cmpc import cmpc_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,8 +27,8 @@ def test_shipped_configs_are_the_demo_recipe(method):
 
 def test_the_two_methods_differ_only_in_relation_reasoning():
     a, b = (to_dict(demo_config(m)) for m in METHODS)
-    assert a["model"]["options"] == {"relation_reasoning": True}
-    assert b["model"]["options"] == {"relation_reasoning": False}
+    assert a["model"]["options"] == {"relation_reasoning": True, "freeze_backbone_bn": True}
+    assert b["model"]["options"] == {"relation_reasoning": False, "freeze_backbone_bn": True}
     a["model"]["options"] = b["model"]["options"] = {}
     assert a == b
 
@@ -52,6 +55,15 @@ def test_demo_ris_smoke(tmp_path, monkeypatch, capsys, one_thread):
             examples = json.loads((out / "examples" / key / "sentences.json").read_text())
             assert examples and all((out / "examples" / key / f"{e['name']}.png").is_file() for e in examples)
     assert results["held_out"] == list(HELD_OUT)
+    pretraining = results["pretraining"]
+    assert pretraining["steps"] == 2 and set(pretraining["val_pixel_accuracy"]) == {"shape", "colour", "size"}
+
+    # Both models start from the pretrained file and never change it (frozen, BN included).
+    backbone = cmpc_backbone(BACKBONE, weights=out / "backbone.safetensors").state_dict()
+    for key in METHODS:
+        trained = load_file(str(out / "runs" / key / "last" / "model.safetensors"))
+        for name, value in backbone.items():
+            torch.testing.assert_close(trained[f"backbone.{name}"], value, rtol=0, atol=0)
     table = (out / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + len(METHODS) and "oIoU rel-only" in rows[0]
