@@ -596,6 +596,27 @@ def relation_only_refs(root: Path) -> set[int]:
     return out
 
 
+#: Per relation, the coordinate to minimise to find the object furthest in its direction.
+_FURTHEST: dict[str, Any] = {
+    "left": lambda o: o.x,
+    "right": lambda o: -o.x,
+    "above": lambda o: o.y,
+    "below": lambda o: -o.y,
+}
+
+
+def _furthest(parsed: dict[str, Any], objs: list[Obj]) -> int | None:
+    """The "relation word without its anchor" reader of :func:`difficulty`: among the objects
+    that fit the head words, the first one (no relation) or the one furthest in the
+    relation's direction; None when nothing fits."""
+    head = [i for i, o in enumerate(objs) if matches(o, *parsed["head"])]
+    if not head:
+        return None
+    if parsed["rel"] is None:
+        return head[0]
+    return min(head, key=lambda i: _FURTHEST[parsed["rel"]](objs[i]))
+
+
 def difficulty(root: Path) -> dict[str, Any]:
     """Score two readers of the sentences against the annotations on disk.
 
@@ -603,15 +624,20 @@ def difficulty(root: Path) -> dict[str, Any]:
       that resolve to exactly their referent;
     * ``colour_shape``: "colour and shape words alone": among the objects whose shape and colour
       fit the sentence's head words, the first one in annotation order.
+    * ``relation_word``: "the relation word without its anchor": among the objects that fit
+      the head words, the one furthest in the relation's direction (the leftmost for "left of",
+      ...). It resolves every valid relational sentence, because the relations are monotone:
+      when "A left of C" is true and "B left of C" false, A is left of B whatever C is. A
+      model can thus answer the relation-only sentences without locating the anchor.
 
     Returns:
         accuracies overall and on the relation-only sentences, and how many of those the
         colour-and-shape reader finds ambiguous (several candidates).
     """
     scenes, refs, side = load_scenes(root)
-    counts = {"sentences": 0, "full_correct": 0, "cs_correct": 0,
+    counts = {"sentences": 0, "full_correct": 0, "cs_correct": 0, "rw_correct": 0,
               "relation_only": 0, "ro_full_correct": 0, "ro_cs_correct": 0,
-              "ro_cs_ambiguous": 0}  # fmt: skip
+              "ro_cs_ambiguous": 0, "ro_rw_correct": 0}  # fmt: skip
     for ref in refs:
         entries = scenes[ref["image_id"]]
         objs = [o for _, o in entries]
@@ -622,20 +648,25 @@ def difficulty(root: Path) -> dict[str, Any]:
             full = resolve(parsed, objs, side)
             shape, colour, _ = parsed["head"]
             cs = [i for i, o in enumerate(objs) if matches(o, shape, colour, None)]
+            rw = _furthest(parsed, objs)
             counts["sentences"] += 1
             counts["full_correct"] += int(full == [target])
             counts["cs_correct"] += int(bool(cs) and cs[0] == target)
+            counts["rw_correct"] += int(rw == target)
             if rel_only:
                 counts["relation_only"] += 1
                 counts["ro_full_correct"] += int(full == [target])
                 counts["ro_cs_correct"] += int(bool(cs) and cs[0] == target)
                 counts["ro_cs_ambiguous"] += int(len(cs) > 1)
+                counts["ro_rw_correct"] += int(rw == target)
     n, r = counts["sentences"], counts["relation_only"]
     return {
         **counts,
         "full_accuracy": counts["full_correct"] / n if n else float("nan"),
         "colour_shape_accuracy": counts["cs_correct"] / n if n else float("nan"),
+        "relation_word_accuracy": counts["rw_correct"] / n if n else float("nan"),
         "relation_only_full_accuracy": counts["ro_full_correct"] / r if r else float("nan"),
         "relation_only_colour_shape_accuracy": counts["ro_cs_correct"] / r if r else float("nan"),
+        "relation_only_relation_word_accuracy": counts["ro_rw_correct"] / r if r else float("nan"),
         "relation_only_share": r / n if n else float("nan"),
     }
