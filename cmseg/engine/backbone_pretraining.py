@@ -26,15 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cmseg.engine.schedules import lr_factor
 from cmseg.logs import progress
 
 __all__ = ["PretrainResult", "pretrain_backbone", "pixel_accuracy"]
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

@@ -11,7 +11,6 @@ image belongs to follows the generator's rule (image index mod 10).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pycocotools import mask as mask_utils
 from cmseg.data.synthetic import draw
 from cmseg.data.synthetic.ris import RIS_COLOURS, SPLIT_OF_DIGIT, _decode, load_scenes
 from cmseg.errors import InputError
+from cmseg.io import read_json
 
 __all__ = ["ATTRIBUTE_CLASSES", "AttributeMaps", "attribute_maps"]
 
@@ -68,7 +68,7 @@ def attribute_maps(root: str | Path, splits: tuple[str, ...] = ("train",)) -> At
     instances_file = root / "refcoco" / "instances.json"
     if not instances_file.is_file():
         raise InputError(instances_file, "not found: is this a synthetic ris folder?")
-    instances = json.loads(instances_file.read_text())
+    instances = read_json(instances_file)
     scenes, _, _ = load_scenes(root)
     wanted = [im for im in instances["images"] if SPLIT_OF_DIGIT[(im["id"] - 1) % 10] in splits]
     if not wanted:
