@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import torch.nn.functional as F
 
+from cmseg.models.layers import resize_bilinear
+
 if TYPE_CHECKING:
     from cmseg.models.cmpc import CMPCOutput
 
@@ -204,10 +206,7 @@ def cmpc_loss(
     target = target.to(final.dtype)
 
     def bce(logits: torch.Tensor) -> torch.Tensor:
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(
-                logits, size=target.shape[-2:], mode="bilinear", align_corners=False
-            )
+        logits = resize_bilinear(logits, target.shape[-2:])  # a no-op at the target's size
         loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         return loss.mean() if reduction == "mean" else loss.sum(dim=(1, 2, 3)).mean()
 
@@ -235,9 +234,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0
     Returns:
         Scalar in [0, 1).
     """
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    p = logits.sigmoid().flatten(1)
+    p = resize_bilinear(logits, target.shape[-2:]).sigmoid().flatten(1)
     t = target.to(p.dtype).flatten(1)
     overlap = (p * t).sum(dim=1)
     return (1 - (2 * overlap + smooth) / (p.sum(dim=1) + t.sum(dim=1) + smooth)).mean()

@@ -27,8 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from cmseg.engine.allocator import keep_freed_memory
 from cmseg.engine.schedules import lr_factor
 from cmseg.logs import progress
+from cmseg.models.layers import resize_bilinear
 
 __all__ = ["PretrainResult", "pretrain_backbone", "pixel_accuracy"]
 
@@ -64,14 +66,11 @@ def _features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The pyramid's levels resized (bilinearly) to the finest one's size and concatenated."""
     levels = backbone(x)
     size = levels[0].shape[-2:]
-    return torch.cat(
-        [f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in levels],
-        dim=1,
-    )
+    return torch.cat([resize_bilinear(f, size) for f in levels], dim=1)
 
 
 def _logits(heads: nn.ModuleList, feats: torch.Tensor, size: Sequence[int]) -> list[torch.Tensor]:
-    return [F.interpolate(head(feats), size=tuple(size), mode="bilinear", align_corners=False) for head in heads]
+    return [resize_bilinear(head(feats), size) for head in heads]
 
 
 def pretrain_backbone(
@@ -126,6 +125,8 @@ def pretrain_backbone(
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps} and {batch_size}")
 
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     generator = torch.Generator().manual_seed(seed)
     x_all = _normalise(images, torch.device("cpu"))
     y_all = torch.as_tensor(labels).long()

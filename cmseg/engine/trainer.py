@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 from cmseg.config import OptimConfig, RunConfig, ScheduleConfig, TrainConfig, to_dict
 from cmseg.data.transforms import dataloader_worker_init
 from cmseg.engine import distributed
+from cmseg.engine.allocator import keep_freed_memory
 from cmseg.engine.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from cmseg.engine.logger import ProgressBar, RunLogger
 from cmseg.engine.rng import preserved_rng, rng_state, seed_all, set_rng_state
@@ -232,6 +233,8 @@ class Trainer:
             The metrics of the last validation (``{}`` without ``validate``).
         """
         cfg = self.cfg
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the same activations every step: no page faults for them
         if resume is not None:
             self._restore(resume)
         else:

@@ -42,6 +42,12 @@ key                 default     meaning
                                 summed over the 320 x 320 pixels; :func:`cmpc_loss`)
 ``freeze_backbone`` false       train the head and the text encoder only (the official run:
                                 its ResNet is never updated)
+``cache_backbone``  false       with ``freeze_backbone`` and frozen batch norms
+``_features``                   (``model.options.freeze_backbone_bn``): compute each image's
+                                backbone features once and keep them in memory, up to
+                                ``cache_gib`` GiB (:mod:`cmseg.models.feature_cache`); the
+                                results do not change, the steps get cheaper
+``cache_gib``       2.0         memory budget of that cache
 ``loss_dice_``       0.0         weight of a soft Dice term on the final map added to CMPC's
 ``weight``                      loss (not in the paper; :func:`cmseg.losses.dice_loss`)
 ``sentences_per_``  1           k > 1: a training item is an image with k of its sentences
@@ -129,6 +135,8 @@ class RISOptions:
     convention: str = "lavt"
     loss_reduction: str = "mean"
     freeze_backbone: bool = False
+    cache_backbone_features: bool = False
+    cache_gib: float = 2.0
     sentences_per_image: int = 1
     loss_dice_weight: float = 0.0
 
@@ -159,6 +167,13 @@ class RISOptions:
             )
         if int(opts.min_word_count) < 1:
             raise ConfigError(f"data.options.min_word_count must be >= 1, got {opts.min_word_count}")
+        if opts.cache_backbone_features and not opts.freeze_backbone:
+            raise ConfigError(
+                "data.options.cache_backbone_features needs data.options.freeze_backbone: "
+                "the features of a backbone in training change at every step"
+            )
+        if float(opts.cache_gib) < 0:
+            raise ConfigError(f"data.options.cache_gib must be >= 0, got {opts.cache_gib}")
         return opts
 
 
@@ -620,6 +635,8 @@ def build_ris_training(cfg: RunConfig) -> TrainingSetup:
     )
     if opts.freeze_backbone:
         model.backbone.requires_grad_(False)
+    if opts.cache_backbone_features:
+        _attach_feature_cache(model, float(opts.cache_gib))
     k = int(opts.sentences_per_image)
     return TrainingSetup(
         model=model,
@@ -637,6 +654,23 @@ def build_ris_training(cfg: RunConfig) -> TrainingSetup:
         checkpoint_extra=extra,
         param_groups=parameter_groups(model, cfg.optim.weight_decay),
     )
+
+
+def _attach_feature_cache(model: nn.Module, gib: float) -> None:
+    """Give ``model`` (a CMPC) a :class:`~cmseg.models.feature_cache.FeatureCache` of its
+    frozen backbone, or raise :class:`ConfigError` when the model cannot use one."""
+    from cmseg.models.feature_cache import FeatureCache
+
+    if not hasattr(model, "backbone_cache"):
+        raise ConfigError(
+            f"data.options.cache_backbone_features: {type(model).__name__} has no backbone cache"
+        )
+    if not getattr(model, "freeze_backbone_bn", False):
+        raise ConfigError(
+            "data.options.cache_backbone_features needs model.options.freeze_backbone_bn: true "
+            "(batch norms in training mode make an image's features depend on its batch)"
+        )
+    model.backbone_cache = FeatureCache(max_bytes=int(gib * 2**30))
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from cmseg.models import MODELS, build_model
 from cmseg.models.cmpc import (
     CMPCOutput,
     ConvLSTMCell,
+    LevelComprehension,
     MutanFusion,
     RelationGraph,
     WordTypeClassifier,
@@ -98,6 +99,56 @@ def test_one_image_is_shared_by_many_sentences(tiny):
     torch.testing.assert_close(views.final, repeated.final)
     with pytest.raises(ValueError, match="2 images but 3 sentences"):
         tiny.segment(tiny.encode_image(_images(2)), SENTENCES)
+
+
+def test_sentences_grouped_by_image_read_their_own_image(tiny):
+    tiny.eval()
+    images = _images(2, seed=4)
+    sentences = [SENTENCES[0], SENTENCES[2], SENTENCES[1], SENTENCES[0]]  # 2 per image
+    with torch.inference_mode():
+        grouped = tiny(images, sentences)
+        repeated = tiny(images.repeat_interleave(2, dim=0), sentences)
+    torch.testing.assert_close(grouped.final, repeated.final)
+    for a, b in zip(grouped.levels, repeated.levels, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_mutan_fuse_by_hand_with_sentences_grouped_by_image():
+    torch.manual_seed(0)
+    mutan = MutanFusion(4, 5, heads=3).double()
+    x = torch.randn(2, 4, 3, 2, dtype=torch.float64)
+    spatial = spatial_coordinates(3, 2, dtype=torch.float64)
+    q = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)  # 3 sentences per image
+    visual = mutan.project_visual(x, spatial).requires_grad_(True)
+    # M1 = L2norm(tanh(sum_r tanh(W_r [X; P]) * tanh(U_r q))), image j // 3 for sentence j
+    per_sentence = visual.repeat_interleave(3, dim=0).reshape(6, 3, 4, 3, 2)
+    text = torch.tanh(mutan.text(q)).reshape(6, 3, 4, 1, 1)
+    expected = torch.nn.functional.normalize(torch.tanh((per_sentence * text).sum(dim=1)), dim=1)
+    torch.testing.assert_close(mutan.fuse(visual, q), expected)
+    assert torch.autograd.gradcheck(mutan.fuse, (visual, q))
+    with pytest.raises(ValueError, match="2 images but 5 sentences"):
+        mutan.fuse(visual, q[:5])
+
+
+@pytest.mark.parametrize("relation_reasoning", [True, False])
+def test_level_fusion_equals_the_convolution_of_the_concatenation(relation_reasoning):
+    torch.manual_seed(0)
+    level = LevelComprehension(4, 3, heads=2, relation_reasoning=relation_reasoning).double()
+    x = torch.nn.functional.normalize(torch.randn(2, 4, 3, 2, dtype=torch.float64), dim=1)
+    spatial = spatial_coordinates(3, 2, dtype=torch.float64)
+    words = torch.randn(4, 3, 4, dtype=torch.float64)  # 2 sentences per image
+    types = torch.rand(4, 3, 4, dtype=torch.float64).softmax(dim=-1)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    q = torch.randn(4, 4, dtype=torch.float64)
+    out = level(x, spatial, words, types, mask, q)
+    # the paper's form: ReLU(conv1x1([M1, M2, tile(q), P])) on per-sentence copies
+    m1 = level.entity(x.repeat_interleave(2, dim=0), spatial.expand(4, -1, -1, -1), q)
+    parts = [m1]
+    if relation_reasoning:
+        parts.append(level.relation(m1, words, types[..., 2], mask))
+    parts += [q[..., None, None].expand(-1, -1, 3, 2), spatial.expand(4, -1, -1, -1)]
+    expected = torch.relu(level.fuse(torch.cat(parts, dim=1)))
+    torch.testing.assert_close(out, expected)
 
 
 def test_spatial_coordinates_by_hand():

@@ -340,6 +340,21 @@ def test_grouped_training_runs_end_to_end(synth, tmp_path):
     assert (tmp_path / "last" / "model.safetensors").is_file()
 
 
+def test_cached_backbone_features_train_end_to_end(synth, tmp_path):
+    frozen = ("data.options.freeze_backbone=true", "data.options.cache_backbone_features=true")
+    with pytest.raises(ConfigError, match="freeze_backbone_bn"):
+        build_ris_training(tiny_config(synth, tmp_path, *frozen))
+    cfg = tiny_config(
+        synth, tmp_path, *frozen, "model.options.freeze_backbone_bn=true",
+        "data.options.sentences_per_image=2", "data.val_sets=[]", "train.max_steps=4",
+    )  # fmt: skip
+    setup = build_ris_training(cfg)
+    Trainer.from_setup(setup, cfg).fit()
+    cache = setup.model.backbone_cache
+    assert cache.misses >= 1 and cache.hits >= 1  # 4 steps of 4 images over 14 images
+    assert len(cache) == cache.misses  # each image computed once
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs" / "ris").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
     from cmseg.engine.schedules import make_lr_lambda

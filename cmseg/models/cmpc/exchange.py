@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmseg.models.cmpc.comprehension import sample_layer_norm
+from cmseg.models.layers import l2_normalize
 
 __all__ = ["GlobalVector", "GatedMessage", "ExchangeRound", "ConvLSTMCell", "ConvLSTMFusion"]
 
@@ -54,7 +55,7 @@ class GlobalVector(nn.Module):
         key = self.key(feat).flatten(2)  # B x D x N
         logits = torch.einsum("bdn,bd->bn", key, self.query(s)) / math.sqrt(key.shape[1])
         pooled = torch.einsum("bn,bdn->bd", logits.softmax(dim=1), feat.flatten(2))
-        return F.normalize(self.out(torch.cat([pooled, s], dim=1)), dim=1)
+        return l2_normalize(self.out(torch.cat([pooled, s], dim=1)), dim=1)
 
 
 class GatedMessage(nn.Module):
@@ -121,7 +122,7 @@ class ExchangeRound(nn.Module):
             total = feats[i]
             for message, sender in zip(messages, senders, strict=True):
                 total = total + message(sender, gv)
-            out.append(F.normalize(total, dim=1))
+            out.append(l2_normalize(total, dim=1))
         return out
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmseg.models.layers import l2_normalize
+
 __all__ = ["WORD_TYPES", "WordTypeClassifier", "sentence_vectors"]
 
 WORD_TYPES: tuple[str, ...] = ("entity", "attribute", "relation", "unnecessary")
@@ -68,4 +70,4 @@ def sentence_vectors(words: torch.Tensor, types: torch.Tensor) -> tuple[torch.Te
     needed_weight = types[..., 0] + types[..., 1] + types[..., 2]
     q = torch.einsum("bt,btc->bc", entity_weight, words)
     s = torch.einsum("bt,btc->bc", needed_weight, words)
-    return F.normalize(q, dim=-1), F.normalize(s, dim=-1)
+    return l2_normalize(q, dim=-1), l2_normalize(s, dim=-1)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -20,6 +19,8 @@ from cmseg.models.backbones import create_feature_pyramid
 from cmseg.models.cmpc.comprehension import LevelComprehension, spatial_coordinates
 from cmseg.models.cmpc.exchange import ConvLSTMFusion, ExchangeRound
 from cmseg.models.cmpc.language import WordTypeClassifier, sentence_vectors
+from cmseg.models.feature_cache import FeatureCache
+from cmseg.models.layers import l2_normalize
 from cmseg.models.text import (
     HFTextEncoder,
     LSTMTextEncoder,
@@ -125,6 +126,9 @@ class CMPC(nn.Module):
         self.freeze_backbone_bn = freeze_backbone_bn
         self.relation_reasoning = relation_reasoning
         self.exchange_rounds = exchange_rounds
+        #: Set to a :class:`~cmseg.models.feature_cache.FeatureCache` to remember the frozen
+        #: backbone's features of every image (training with ``freeze_backbone``); not saved.
+        self.backbone_cache: FeatureCache | None = None
         levels = len(backbone_channels)
 
         # Head: everything below is initialised as the official `_conv` (Xavier, zero bias).
@@ -185,8 +189,11 @@ class CMPC(nn.Module):
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be B x 3 x H x W, got {tuple(images.shape)}")
-        maps = self.backbone(images)
-        laterals = [F.normalize(lat(x), dim=1) for lat, x in zip(self.laterals, maps, strict=True)]
+        if self.backbone_cache is not None:
+            maps = self.backbone_cache(self.backbone, images)
+        else:
+            maps = self.backbone(images)
+        laterals = [l2_normalize(lat(x), dim=1) for lat, x in zip(self.laterals, maps, strict=True)]
         spatial = spatial_coordinates(
             *laterals[0].shape[-2:], device=laterals[0].device, dtype=laterals[0].dtype
         )
@@ -214,8 +221,9 @@ class CMPC(nn.Module):
         """Everything that reads the sentence.
 
         Args:
-            visual: the levels from :meth:`encode_image`, all with batch ``B_v`` = B; or 1 to share one image among B sentences; or B / k for k
-                sentences per image, grouped by image (sentence j reads image j // k).
+            visual: the levels from :meth:`encode_image`, all with batch ``B_v``: B (one
+                image per sentence), 1 (one image shared by the B sentences) or B / k (k
+                sentences per image, grouped by image: sentence j reads image j // k).
             text: B sentences' features; every row of ``text.mask`` has a True. Padded words
                 may hold any value: they are masked out of every sum.
 
@@ -232,22 +240,16 @@ class CMPC(nn.Module):
             shapes = [tuple(v.lateral.shape[-2:]) for v in levels]
             raise ValueError(f"levels differ in size: {shapes}")
         images = levels[0].lateral.shape[0]
-        if images != batch:
-            if images == 1:  # one image shared by every sentence: views, no copy
-                levels = [VisualLevel(*(t.expand(batch, -1, -1, -1) for t in v)) for v in levels]
-            elif batch % images == 0:  # k sentences per image, grouped by image
-                k = batch // images
-                levels = [VisualLevel(*(t.repeat_interleave(k, dim=0) for t in v)) for v in levels]
-            else:
-                raise ValueError(f"{images} images but {batch} sentences (not a multiple)")
-        feats = [v.lateral for v in levels]
+        if batch % images:
+            raise ValueError(f"{images} images but {batch} sentences (not a multiple)")
+        # Each level reads its image's maps through MutanFusion.fuse's grouping: nothing
+        # sentence-free is copied per sentence.
 
-        words = self.word_proj(text.words.to(feats[0].dtype))
-        words = F.normalize(words, dim=-1) * mask[..., None].to(words.dtype)
+        words = self.word_proj(text.words.to(levels[0].lateral.dtype))
+        words = l2_normalize(words, dim=-1) * mask[..., None].to(words.dtype)
         types = self.word_classifier(words, mask)
         q, s = sentence_vectors(words, types)
-        spatial = spatial_coordinates(*size, device=feats[0].device, dtype=feats[0].dtype)
-        spatial = spatial.expand(batch, -1, -1, -1)
+        spatial = spatial_coordinates(*size, device=words.device, dtype=words.dtype)
 
         fused = [
             level(v.lateral, spatial, words, types, mask, q, entity_visual=v.entity)
