@@ -82,9 +82,9 @@ class FeatureCache:
 
     @staticmethod
     def _key(image: torch.Tensor) -> bytes:
-        data = image.detach().contiguous().cpu()
-        digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16)
-        digest.update(repr((tuple(data.shape), str(data.dtype))).encode())
+        """A content hash of one image (a host tensor), its shape and dtype."""
+        digest = hashlib.blake2b(image.contiguous().numpy().tobytes(), digest_size=16)
+        digest.update(repr((tuple(image.shape), str(image.dtype))).encode())
         return digest.digest()
 
     def _store(self, key: bytes, levels: list[torch.Tensor]) -> None:
@@ -118,17 +118,19 @@ class FeatureCache:
             RuntimeError: ``module`` is not frozen (:func:`check_frozen`).
         """
         check_frozen(module)
-        keys = [self._key(image) for image in images]
+        keys = [self._key(image) for image in images.detach().cpu()]  # one device-to-host copy
         fresh: dict[bytes, list[torch.Tensor]] = {}
         missing = [i for i, key in enumerate(keys) if key not in self._where]
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
         if missing:
             with torch.no_grad():
-                outputs = module(images[missing])
+                outputs = module(images if len(missing) == len(keys) else images[missing])
             for row, i in enumerate(missing):
                 if keys[i] not in fresh:
                     fresh[keys[i]] = [level[row] for level in outputs]
                     self._store(keys[i], fresh[keys[i]])
-        self.misses += len(missing)
-        self.hits += len(keys) - len(missing)
+            if len(fresh) == len(keys):  # every image new and distinct: the batch as computed
+                return list(outputs)
         per_image = [fresh[key] if key in fresh else self._load(key) for key in keys]
         return [torch.stack(level) for level in zip(*per_image, strict=True)]

@@ -242,9 +242,8 @@ class CMPC(nn.Module):
         images = levels[0].lateral.shape[0]
         if batch % images:
             raise ValueError(f"{images} images but {batch} sentences (not a multiple)")
-        # Each level reads its image's maps through MutanFusion.fuse's grouping: nothing
-        # sentence-free is copied per sentence.
-
+        # No per-sentence copy of the image levels: each level reads them through
+        # MutanFusion.fuse's grouping of sentences by image.
         words = self.word_proj(text.words.to(levels[0].lateral.dtype))
         words = l2_normalize(words, dim=-1) * mask[..., None].to(words.dtype)
         types = self.word_classifier(words, mask)
