@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmseg.engine.pairing import index_by_stem
+from cmseg.data.pairing import index_by_stem
 from cmseg.errors import CmsegError, ConfigError, InputError, NotBuiltError
 from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, check_file, read_aux, read_image, write_png
 from cmseg.logs import progress

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cmseg.engine.pairing import (
+from cmseg.data.pairing import (
     Pairing,
     index_by_stem,
     index_subfolders,

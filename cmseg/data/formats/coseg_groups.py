@@ -65,7 +65,7 @@ from cmseg.data.formats import (
     same_size,
     seeded_rng,
 )
-from cmseg.engine.pairing import index_by_stem, index_subfolders
+from cmseg.data.pairing import index_by_stem, index_subfolders
 from cmseg.errors import InputError
 from cmseg.io import read_image, read_mask
 

@@ -41,7 +41,7 @@ from cmseg.data.formats import (
     require_folder,
     same_size,
 )
-from cmseg.engine.pairing import index_by_stem
+from cmseg.data.pairing import index_by_stem
 from cmseg.errors import InputError
 from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, read_aux, read_image, read_mask
 
