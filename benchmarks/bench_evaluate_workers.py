@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cmseg.engine.evaluate import evaluate_folders
+from cmseg.tasks import load_evaluation
 from cmseg.io import write_png
 
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]])
@@ -47,7 +48,7 @@ def best_of(task: str, root: Path, workers: int, repeats: int = 3) -> tuple[floa
     times, result = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
-        result = evaluate_folders(task, root / "pred", root / "gt", workers=workers).result
+        result = evaluate_folders(load_evaluation(task), root / "pred", root / "gt", workers=workers).result
         times.append(time.perf_counter() - start)
     return min(times), result
 

@@ -1,8 +1,11 @@
 """The ``cmseg`` command line (DESIGN §5): one entry point, six subcommands.
 
 This module only parses arguments and dispatches; each command's work lives in
-``cmseg/commands/``. Heavy libraries (torch, timm, transformers) are imported inside the
-commands that need them, so ``cmseg evaluate`` and ``cmseg data`` start quickly.
+``cmseg/commands/``. The tasks, their choices and what is built for each come from
+:data:`cmseg.tasks.TASKS` (read when the parser is built), and a command that a task has not
+built yet answers so from :meth:`cmseg.tasks.base.Task.require`. Heavy libraries (torch, timm,
+transformers) are imported inside the commands that need them, so ``cmseg evaluate`` and
+``cmseg data`` start quickly.
 
 User errors (:class:`~cmseg.errors.CmsegError`) are printed as one line,
 ``error: <path>: <reason>``, with exit code 2; ``--debug`` adds the traceback.
@@ -16,32 +19,17 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from cmseg import TASKS, __version__
-from cmseg.errors import CmsegError, NotBuiltError
+from cmseg import __version__
+from cmseg.errors import CmsegError
 
 log = logging.getLogger(__name__)
 
-#: ``cmseg evaluate`` also scores A2D-/JHMDB-Sentences mAP, which is a protocol, not a method.
-EVALUATE_TASKS = TASKS + ("a2d",)
 
-#: Tasks each command supports in this version. The README's status table mirrors this.
-IMPLEMENTED: dict[str, frozenset[str]] = {
-    "demo": frozenset({"sod", "ris"}),
-    "data synth": frozenset(TASKS),
-    "data check": frozenset(TASKS),
-    "train": frozenset({"sod", "ris"}),
-    "predict": frozenset({"sod", "ris"}),
-    "evaluate": frozenset(EVALUATE_TASKS),
-}
+def built_commands() -> dict[str, list[str]]:
+    """``{command: [tasks that implement it]}``, derived from :data:`cmseg.tasks.TASKS`."""
+    from cmseg.tasks import COMMANDS, TASKS
 
-
-
-def require(command: str, task: str) -> None:
-    """Raise :class:`NotBuiltError` unless ``command`` is implemented for ``task``."""
-    if task not in IMPLEMENTED[command]:
-        raise NotBuiltError(
-            f"'cmseg {command}' is not built yet for task '{task}' (see the README's status table)"
-        )
+    return {command: [n for n, t in TASKS.items() if t.built(command)] for command in COMMANDS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +64,8 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; task choices and ``predict``'s per-task flags come from
+    :data:`cmseg.tasks.TASKS` as it is when this is called."""
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="cmseg",
@@ -102,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         add("data", "generate the built-in synthetic benchmark or check a dataset on disk"), common
     )
     _add_train(add("train", "train a model from a YAML config (distributed under torchrun)"))
-    _add_predict(add("predict", "run a trained model on new inputs and write masks"))
+    _add_predict(add("predict", "run a trained model on new inputs and write masks"), common)
     _add_evaluate(
         add("evaluate", "score prediction files against ground truth with a task's protocol")
     )
@@ -112,9 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _task_names() -> list[str]:
+    from cmseg.tasks import TASKS
+
+    return list(TASKS)
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "task", nargs="?", default="sod", choices=TASKS, help="which task to demonstrate"
+        "task", nargs="?", default="sod", choices=_task_names(), help="which task to demonstrate"
     )
     p.add_argument(
         "--out",
@@ -138,7 +134,7 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
         help="write the procedural benchmark of a task in its real on-disk format",
         description="Write the procedural benchmark of a task in its real on-disk format.",
     )
-    synth.add_argument("task", choices=TASKS, help="which task's dataset to generate")
+    synth.add_argument("task", choices=_task_names(), help="which task's dataset to generate")
     synth.add_argument("--out", required=True, help="output folder (created)")
     synth.add_argument(
         "--n",
@@ -169,7 +165,7 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
         help="validate a dataset on disk and list every problem",
         description="Validate a dataset on disk and list every problem at once.",
     )
-    check.add_argument("task", choices=TASKS, help="which task's layout to expect")
+    check.add_argument("task", choices=_task_names(), help="which task's layout to expect")
     check.add_argument("--root", required=True, help="dataset root folder")
     check.add_argument("--workers", type=int, default=None, help="threads reading files (default: all cores)")
     check.set_defaults(handler=_run_data_check)
@@ -192,49 +188,63 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_run_train)
 
 
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", choices=TASKS, help="which task the checkpoint solves")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder or .safetensors file")
-    p.add_argument(
-        "--input",
-        "--rgb",
-        "--image",
-        dest="input",
-        action="append",
-        required=True,
-        metavar="FILE_OR_DIR",
-        help="image(s) or video folder(s) to segment (repeatable)",
-    )
-    p.add_argument(
-        "--aux",
-        default=None,
-        metavar="FILE_OR_DIR",
-        help="sod: depth or thermal map(s), paired with the inputs by name",
-    )
-    p.add_argument(
-        "--sentence",
-        action="append",
-        default=None,
-        help="ris / rvos / fsrvos: referring sentence (repeatable)",
-    )
-    ris = p.add_argument_group("ris datasets")
-    ris.add_argument("--split", default=None, help="ris: the REFER split to predict (val, testA...)")
-    ris.add_argument("--dataset", default=None, help="ris: refcoco, refcoco+, refcocog or refclef (default: the checkpoint's)")
-    ris.add_argument("--split-by", default=None, help="ris: unc, umd, google or berkeley (default: the checkpoint's)")
-    ris.add_argument("--gt-out", default=None, metavar="DIR", help="ris: also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'")
-    ris.add_argument("--overlay", action="store_true", help="ris: also write overlays for dataset inputs")
-    p.add_argument("--out", required=True, help="output folder for the masks")
-    p.add_argument("--batch-size", type=int, default=8, help="inputs (ris: sentences) per forward pass")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument(
+def _add_predict(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """One sub-command per task: the flags every task shares plus the task's own (its
+    :class:`~cmseg.engine.prediction.PredictCommand`); a task without a predictor takes any
+    flags and answers "not built yet"."""
+    from cmseg.tasks import TASKS
+
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    for name, task in TASKS.items():
+        if not task.built("predict"):
+            sub = tasks.add_parser(name, help=f"{task.title} (not built yet)", parents=[common])
+            sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            sub.set_defaults(handler=_run_predict)
+            continue
+        command = task.require("predict")
+        sub = tasks.add_parser(
+            name, help=command.help, description=f"{task.title}: {command.help}.",
+            parents=[common], formatter_class=_HelpFormatter,
+        )  # fmt: skip
+        _add_common_predict_arguments(sub, command.batch_unit)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=_run_predict)
+
+
+def _add_common_predict_arguments(parser: argparse.ArgumentParser, batch_unit: str) -> None:
+    """The flags of every ``cmseg predict TASK``."""
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or .safetensors file")
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--batch-size", type=int, default=8, help=f"{batch_unit} per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
         "--skip-existing", action="store_true", help="do not recompute outputs that already exist"
     )
-    p.set_defaults(handler=_run_predict)
+
+
+def _protocols_help() -> str:
+    """``sod: pysodmetrics | spnet; ...`` from the evaluation adapters (torch-free)."""
+    from cmseg.tasks import evaluation_targets
+
+    listed = "; ".join(
+        f"{target}: {' | '.join(hook.load().protocols)}"
+        for target, (_, hook) in evaluation_targets().items()
+    )
+    return (
+        f"{listed} (default: the first, or for rvos/fsrvos davis for indexed masks and ytvos "
+        "for expression folders)"
+    )
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from cmseg.tasks import evaluation_targets
+
     p.add_argument(
-        "task", choices=EVALUATE_TASKS, help="which protocol family (a2d: A2D/JHMDB-Sentences mAP)"
+        "task",
+        choices=list(evaluation_targets()),
+        metavar="TARGET",
+        help="a task, or another protocol family its evaluation offers (a2d: A2D/JHMDB-Sentences "
+        "mAP); one of: %(choices)s",
     )
     p.add_argument(
         "--pred",
@@ -249,8 +259,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--protocol",
         default=None,
-        help="sod: pysodmetrics | spnet; coseg: ssnm; ris: lavt | cris | mttr; rvos, fsrvos: davis | mevis | ytvos; "
-        "a2d: a2d (default: the first, or for rvos/fsrvos davis for indexed masks and ytvos for expression folders)",
+        help=_protocols_help(),
     )
     p.add_argument(
         "--out", default=None, metavar="FILE", help="write the results as JSON (atomically)"
@@ -291,21 +300,18 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    require("demo", args.task)
     from cmseg.commands.demo import run_demo
 
     return run_demo(args)
 
 
 def _run_data_synth(args: argparse.Namespace) -> int:
-    require("data synth", args.task)
     from cmseg.commands.data import run_synth
 
     return run_synth(args)
 
 
 def _run_data_check(args: argparse.Namespace) -> int:
-    require("data check", args.task)
     from cmseg.commands.data import run_check
 
     return run_check(args)
@@ -315,21 +321,18 @@ def _run_train(args: argparse.Namespace) -> int:
     from cmseg.config import RunConfig, load_config
 
     cfg = load_config(RunConfig, args.config, args.overrides)  # validates before anything runs
-    require("train", cfg.task)
     from cmseg.commands.train import run_train
 
     return run_train(cfg, resume=args.resume)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    require("predict", args.task)
     from cmseg.commands.predict import run_predict
 
     return run_predict(args)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    require("evaluate", args.task)
     from cmseg.commands.evaluate import run_evaluate
 
     return run_evaluate(args)

@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "RunConfig",
     "load_config",
+    "check_task",
     "from_dict",
     "to_dict",
     "apply_overrides",
@@ -115,7 +116,7 @@ class TrainConfig:
 class RunConfig:
     """Everything a ``cmseg train`` run needs."""
 
-    task: Literal["sod", "coseg", "ris", "rvos", "fsrvos"] = "sod"
+    task: str = "sod"  #: a key of ``cmseg.tasks.TASKS``; ``model.name`` must be one it accepts
     output_dir: str = "runs/default"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -137,8 +138,31 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_yaml(Path(path))
-    cfg = from_dict(cls, data)
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(from_dict(cls, data), overrides)
+    if isinstance(cfg, RunConfig):
+        check_task(cfg, source=path)
+    return cfg
+
+
+def check_task(cfg: RunConfig, *, source: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a ``task`` that does not exist and a ``model.name`` the task does not accept
+    (an unset name is left to the task's own check).
+
+    Raises:
+        ConfigError: one line naming the config file, listing the tasks or accepted models.
+    """
+    from cmseg.tasks import TASKS  # torch-free; imported here because tasks import this module
+
+    where = f"{source}: " if source is not None else ""
+    task = TASKS.get(cfg.task)
+    if task is None:
+        raise ConfigError(f"{where}task: unknown task {cfg.task!r}; choose from {', '.join(TASKS)}")
+    if cfg.model.name and cfg.model.name not in task.models:
+        accepted = ", ".join(task.models) or "none yet"
+        raise ConfigError(
+            f"{where}model.name: task {cfg.task!r} does not take model {cfg.model.name!r}; "
+            f"it accepts: {accepted}"
+        )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cmseg.cli import IMPLEMENTED, build_parser
+from cmseg.cli import build_parser, built_commands
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,14 +81,14 @@ def test_info_prints_versions_and_cuda():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["demo"],
-        ["predict", "ris", "--checkpoint", "c", "--input", "i", "--out", "o"],
+        ["demo", "coseg"],
+        ["predict", "coseg", "--checkpoint", "c", "--input", "i", "--out", "o"],
+        ["predict", "fsrvos", "--checkpoint", "c", "--input", "i", "--out", "o"],
     ],
 )
 def test_commands_not_built_yet_say_so_in_one_line(argv):
-    command = argv[0]
-    if IMPLEMENTED[command]:
-        pytest.skip(f"{command} is built for some tasks")
+    command, task = argv[:2]
+    assert task not in built_commands()[command]
     out = run(*argv)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmseg.commands.demo import METHODS, demo_config, run_demo
+from cmseg.commands.demo import run_demo
 from cmseg.config import load_config, to_dict
 from cmseg.errors import InputError
 from cmseg.models import build_model
+from cmseg.tasks.sod.demo import METHODS, demo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,11 +147,11 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys, one_thread):
 
 
 def test_demo_output_folder_rules(tmp_path):
-    from cmseg.commands.demo import _OWNED
-    from cmseg.commands.demo_common import prepare_out
+    from cmseg.engine.demo import prepare_out
+    from cmseg.tasks.sod.demo import OWNED
 
     def _prepare_out(out):
-        prepare_out(out, _OWNED, "sod")
+        prepare_out(out, OWNED, "sod")
 
     earlier = tmp_path / "earlier"
     _prepare_out(earlier)

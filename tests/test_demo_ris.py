@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cmseg.commands.demo_ris import BACKBONE, HELD_OUT, METHODS, demo_config, run_demo_ris
+from cmseg.commands.demo import run_demo
+from cmseg.tasks.ris.demo import BACKBONE, HELD_OUT, METHODS, demo_config
 from cmseg.config import load_config, to_dict
 from cmseg.models.cmpc import cmpc_backbone
 
@@ -39,7 +40,7 @@ def test_demo_ris_smoke(tmp_path, monkeypatch, capsys, one_thread):
     monkeypatch.setenv("CMSEG_PROGRESS", "0")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "demo"
-    assert run_demo_ris(argparse.Namespace(task="ris", out=str(out), device="cpu", seed=1)) == 0
+    assert run_demo(argparse.Namespace(task="ris", out=str(out), device="cpu", seed=1)) == 0
     printed = capsys.readouterr().out
 
     results = json.loads((out / "results.json").read_text())

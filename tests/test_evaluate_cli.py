@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cmseg.engine.evaluate import evaluate_folders
+from cmseg.tasks import load_evaluation
 from cmseg.errors import CmsegError, InputError
 from cmseg.io import read_grey, write_png
 
@@ -61,7 +62,7 @@ def test_sod_pairs_by_name_and_matches_the_metric_module(tmp_path):
     from cmseg.metrics.sod import SODEvaluator, resize_to
 
     pred, gt = make_sod(tmp_path)
-    report = evaluate_folders("sod", pred, gt, workers=1)
+    report = evaluate_folders(load_evaluation("sod"), pred, gt, workers=1)
     assert report.problems() == [] and report.num_scored == 12
     direct = SODEvaluator()
     for i in range(12):
@@ -75,8 +76,8 @@ def test_sod_pairs_by_name_and_matches_the_metric_module(tmp_path):
 
 def test_sod_workers_do_not_change_the_numbers(tmp_path):
     pred, gt = make_sod(tmp_path, n=40)
-    one = evaluate_folders("sod", pred, gt, workers=1).result
-    two = evaluate_folders("sod", pred, gt, workers=2).result
+    one = evaluate_folders(load_evaluation("sod"), pred, gt, workers=1).result
+    two = evaluate_folders(load_evaluation("sod"), pred, gt, workers=2).result
     assert one == two
 
 
@@ -126,16 +127,16 @@ def test_sod_cli_reports_several_methods(tmp_path):
 
 def test_sod_spnet_protocol_runs(tmp_path):
     pred, gt = make_sod(tmp_path)
-    result = evaluate_folders("sod", pred, gt, protocol="spnet", workers=1).result
+    result = evaluate_folders(load_evaluation("sod"), pred, gt, protocol="spnet", workers=1).result
     assert result["protocol"] == "spnet"
     assert set(result["metrics"]) == {"mae", "sm", "maxf", "maxe"}
 
 
 def test_bad_folders_and_protocols(tmp_path):
     with pytest.raises(InputError, match="prediction folder does not exist"):
-        evaluate_folders("sod", tmp_path / "nope", tmp_path)
+        evaluate_folders(load_evaluation("sod"), tmp_path / "nope", tmp_path)
     with pytest.raises(CmsegError, match="unknown protocol 'matlab'.*pysodmetrics, spnet"):
-        evaluate_folders("sod", tmp_path, tmp_path, protocol="matlab")
+        evaluate_folders(load_evaluation("sod"), tmp_path, tmp_path, protocol="matlab")
     out = cli("sod", "--pred", "nope", "--gt", ".", cwd=tmp_path)
     assert out.returncode == 2 and out.stderr == "error: nope: prediction folder does not exist\n"
     out = cli("ris", "--pred", ".", "--gt", ".", "--bound-th", "3", cwd=tmp_path)
@@ -158,10 +159,10 @@ def test_ris_and_coseg_folders(tmp_path):
         write_png(tmp_path / "co_pred" / f"class{i % 2}" / f"{i}.png", pred)
         inter += (gt & pred).sum()
         union += (gt | pred).sum()
-    ris = evaluate_folders("ris", tmp_path / "ris_pred", tmp_path / "ris_gt", workers=2).result
+    ris = evaluate_folders(load_evaluation("ris"), tmp_path / "ris_pred", tmp_path / "ris_gt", workers=2).result
     assert ris["metrics"]["oIoU"] == pytest.approx(inter / union, abs=1e-12)
     assert set(ris["per_item"]) == {str(i) for i in range(8)}
-    co = evaluate_folders("coseg", tmp_path / "co_pred", tmp_path / "co_gt", workers=1, options={"threshold": 0.5}).result
+    co = evaluate_folders(load_evaluation("coseg"), tmp_path / "co_pred", tmp_path / "co_gt", workers=1, options={"threshold": 0.5}).result
     assert set(co["per_class"]) == {"class0", "class1"}
     assert set(co["per_item"]) == {f"class{i % 2}/{i}" for i in range(8)}
 
@@ -210,7 +211,7 @@ def test_vos_folders_match_the_metric_module(tmp_path, task, layout, protocol):
         else:
             direct.update(np.stack(preds), np.stack(gts), video)
     chosen = None if protocol != "mevis" else "mevis"  # davis / ytvos are chosen from the layout
-    result = evaluate_folders(task, tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2).result
+    result = evaluate_folders(load_evaluation(task), tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2).result
     assert result["protocol"] == protocol
     assert result["metrics"] == direct.compute()
     assert "per_sequence" in result
@@ -221,9 +222,9 @@ def test_vos_missing_frames(tmp_path):
         _write_video(tmp_path / "gt", video, gts, expressions=False)
         _write_video(tmp_path / "pred", video, preds, expressions=False)
     (tmp_path / "pred" / "video1" / "00003.png").unlink()
-    report = evaluate_folders("rvos", tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True)
+    report = evaluate_folders(load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True)
     assert report.num_scored == 3 and "1 frame(s) without prediction scored as empty" in report.other[0]
-    strict = evaluate_folders("rvos", tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False)
+    strict = evaluate_folders(load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False)
     assert strict.num_scored == 2 and "1 frame(s) without prediction" in strict.unreadable[0]
     out = cli("rvos", "--pred", "pred", "--gt", "gt", cwd=tmp_path)
     assert out.returncode == 2 and "frame(s) without prediction" in out.stderr

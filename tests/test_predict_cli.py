@@ -16,11 +16,11 @@ import torch
 from cmseg.cli import main
 from cmseg.config import RunConfig, load_config, to_dict
 from cmseg.engine.checkpoint import save_checkpoint
-from cmseg.engine.predictors import SODPredictor
+from cmseg.predictors import SODPredictor
 from cmseg.errors import InputError
 from cmseg.io import read_grey, write_png
 from cmseg.models import build_model
-from cmseg.tasks.sod import final_logits, postprocess, preprocess
+from cmseg.tasks.sod.process import final_logits, postprocess, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "sod" / "xmsnet_tiny.yaml"

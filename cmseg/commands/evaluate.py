@@ -1,4 +1,9 @@
-"""``cmseg evaluate TASK --pred [NAME=]DIR ... --gt DIR``: score, print a table, write reports."""
+"""``cmseg evaluate TARGET --pred [NAME=]DIR ... --gt DIR``: score, print a table, write reports.
+
+Task-independent: the target (a task, or ``a2d``) names an evaluation adapter in
+:data:`cmseg.tasks.TASKS`, which says how files pair up, how they are scored, which columns the
+table shows first and which plots exist.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cmseg.engine.eval_tasks import ADAPTERS
+from cmseg.engine.eval_adapter import EvalAdapter
 from cmseg.engine.evaluate import MethodReport, evaluate_folders
 from cmseg.engine.reports import format_csv, format_markdown, format_text, table_rows
 from cmseg.errors import CmsegError
 from cmseg.io import write_json, write_text
+from cmseg.tasks import evaluation_targets, load_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +47,22 @@ def parse_pred_args(values: list[str]) -> list[tuple[str, Path]]:
     return methods
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+#: Command-line flags that set a protocol option: flag -> option name.
+OPTION_FLAGS = {"--threshold": "threshold", "--bound-th": "bound_th"}
+
+
+def _options(args: argparse.Namespace, adapter: EvalAdapter) -> dict[str, Any]:
+    """The protocol options set by flags; a flag the target does not take is refused with the
+    targets that take it."""
     options: dict[str, Any] = {}
-    if args.threshold is not None:
-        if args.task != "coseg":
-            raise CmsegError("--threshold applies to the coseg task only")
-        options["threshold"] = args.threshold
-    if args.bound_th is not None:
-        if args.task not in ("rvos", "fsrvos"):
-            raise CmsegError("--bound-th applies to the rvos and fsrvos tasks only")
-        options["bound_th"] = args.bound_th
+    for flag, option in OPTION_FLAGS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option not in adapter.options:
+            takers = [t for t, (_, hook) in evaluation_targets().items() if option in hook.load().options]
+            raise CmsegError(f"{flag} applies to {', '.join(takers) or 'no target'} only, not {args.task}")
+        options[option] = value
     return options
 
 
@@ -80,20 +92,21 @@ def _result_json(report: MethodReport) -> dict[str, Any]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     methods = parse_pred_args(args.pred)
-    options = _options(args)
+    adapter = load_evaluation(args.task)
+    options = _options(args, adapter)
     reports: list[MethodReport] = []
     for name, folder in methods:
         report = evaluate_folders(
-            args.task, folder, args.gt, protocol=args.protocol, workers=args.workers,
+            adapter, folder, args.gt, protocol=args.protocol, workers=args.workers,
             allow_missing=args.allow_missing, name=name, options=options,
         )
         _report_problems(report, args.allow_missing)
         reports.append(report)
 
     protocol = reports[0].result["protocol"]
-    layout = ADAPTERS[args.task].table_layout(protocol)
+    columns = adapter.columns(protocol)
     results = {r.name: r.result for r in reports}
-    header, rows = table_rows(layout, results)
+    header, rows = table_rows(columns, results)
     print(f"{args.task} ({protocol} protocol)")
     print(format_text(header, rows))
 
@@ -105,19 +118,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_json(args.out, payload)
         log.info("wrote %s", args.out)
     if args.csv:
-        write_text(args.csv, format_csv(*table_rows(layout, results, all_columns=True)))
+        write_text(args.csv, format_csv(*table_rows(columns, results, all_columns=True)))
     if args.markdown:
         write_text(args.markdown, format_markdown(header, rows))
     if args.plots:
-        _plots(args.task, protocol, reports, Path(args.plots))
+        written = adapter.plot(results, protocol, Path(args.plots))
+        if not written:
+            log.warning("--plots: %s (%s protocol) has no curves to plot; nothing plotted", args.task, protocol)
+        for path in written:
+            log.info("wrote %s", path)
     return 0
-
-
-def _plots(task: str, protocol: str, reports: list[MethodReport], out_dir: Path) -> None:
-    if task != "sod" or protocol != "pysodmetrics":
-        log.warning("--plots: curves exist for the sod task with the pysodmetrics protocol only; nothing plotted")
-        return
-    from cmseg.viz import plot_sod_curves
-
-    for path in plot_sod_curves({r.name: r.result["curves"] for r in reports}, out_dir):
-        log.info("wrote %s", path)

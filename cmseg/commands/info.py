@@ -1,4 +1,5 @@
-"""``cmseg info``: versions, devices, and the models and configs cmseg knows."""
+"""``cmseg info``: versions, devices, what is built for each task, and the models and configs
+cmseg knows."""
 
 from __future__ import annotations
 
@@ -62,6 +63,22 @@ def cuda_summary() -> str:
     return f"yes ({torch.cuda.device_count()} x {', '.join(names)})"
 
 
+def task_status() -> list[str]:
+    """One line per task of :data:`cmseg.tasks.TASKS`: what each command does for it."""
+    from cmseg.tasks import COMMANDS, TASKS
+
+    width = max(len(name) for name in TASKS)
+    lines = []
+    for name, task in TASKS.items():
+        built = [c for c in COMMANDS if task.built(c)]
+        missing = [c for c in COMMANDS if not task.built(c)]
+        status = ", ".join(built) or "nothing"
+        if missing:
+            status += f" (not built yet: {', '.join(missing)})"
+        lines.append(f"  {name:<{width}}  {task.title}: {status}")
+    return lines
+
+
 def run_info() -> int:
     rows = [
         ("cmseg", cmseg.__version__),
@@ -72,6 +89,8 @@ def run_info() -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    print("\ntasks (commands built):")
+    print("\n".join(task_status()))
     models = known_models()
     configs = known_configs()
     print(f"\nmodels ({len(models)}): {', '.join(models) if models else 'none yet'}")

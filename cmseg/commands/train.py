@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from cmseg.config import RunConfig, save_config
-from cmseg.errors import InputError, NotBuiltError
+from cmseg.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,10 @@ def run_train(cfg: RunConfig, resume: str | None = None) -> int:
     from cmseg.engine import distributed
     from cmseg.engine.checkpoint import resolve_checkpoint_dir
     from cmseg.engine.rng import seed_all
-    from cmseg.engine.tasks import TASK_BUILDERS
     from cmseg.engine.trainer import Trainer
+    from cmseg.tasks import get_task
 
-    builder = TASK_BUILDERS.get(cfg.task)
-    if builder is None:
-        raise NotBuiltError(f"training is not built yet for task '{cfg.task}'")
+    builder = get_task(cfg.task).require("train")
     out = Path(cfg.output_dir)
     if resume is not None:
         resume = str(resolve_checkpoint_dir(resume))

@@ -1,10 +1,12 @@
 """Folder-to-folder evaluation: pair files by name, score in parallel, merge, report.
 
-``evaluate_folders`` is what ``cmseg evaluate`` runs for one method. It pairs the prediction
-and ground-truth files of a task (see :mod:`cmseg.engine.eval_tasks`), splits the pairs into
-chunks, scores each chunk in a worker process with a fresh evaluator, and merges the
-evaluators' additive states. Every missing, extra or unreadable file is collected as a
-one-line problem instead of stopping at the first one.
+``evaluate_folders`` is what ``cmseg evaluate`` runs for one method. A task describes its
+layout and protocol with an :class:`EvalAdapter` (``cmseg/tasks/<task>/evaluate.py``): how to
+pair the prediction and ground-truth files, a fresh evaluator, how to read and score one pair
+and how to summarise the merged evaluator. This module splits the pairs into chunks, scores
+each chunk in a worker process with a fresh evaluator, and merges the evaluators' additive
+states. Every missing, extra or unreadable file is collected as a one-line problem instead of
+stopping at the first one. It knows no task by name.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from cmseg.engine.eval_tasks import ADAPTERS, Adapter, Job
+from cmseg.engine.eval_adapter import EvalAdapter, Job, check_options
 from cmseg.errors import CmsegError, InputError
 from cmseg.logs import progress
 
@@ -52,7 +54,11 @@ def default_workers() -> int:
 
 
 def _score_chunk(
-    task: str, protocol: str, options: dict[str, Any], jobs: Sequence[Job], allow_missing: bool
+    adapter: EvalAdapter,
+    protocol: str,
+    options: dict[str, Any],
+    jobs: Sequence[Job],
+    allow_missing: bool,
 ) -> tuple[Any, list[str], list[str]]:
     """Worker entry point: a fresh evaluator fed with ``jobs``.
 
@@ -62,7 +68,6 @@ def _score_chunk(
     import cv2
 
     cv2.setNumThreads(1)  # parallelism comes from the processes; avoid oversubscription
-    adapter = ADAPTERS[task]
     evaluator = adapter.new_evaluator(protocol, options)
     unreadable: list[str] = []
     notes: list[str] = []
@@ -81,7 +86,7 @@ def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
 
 
 def evaluate_folders(
-    task: str,
+    adapter: EvalAdapter,
     pred: str | Path,
     gt: str | Path,
     *,
@@ -94,8 +99,8 @@ def evaluate_folders(
     """Score the predictions in ``pred`` against the ground truth in ``gt``.
 
     Args:
-        task: ``sod``, ``coseg``, ``ris``, ``rvos``, ``fsrvos`` or ``a2d``.
-        pred, gt: folders in the task's layout (``a2d``: JSON files).
+        adapter: the task's evaluation (e.g. ``cmseg.tasks.get_task("sod").require("evaluate")``).
+        pred, gt: folders in the adapter's layout (``a2d``: JSON files).
         protocol: a protocol of the task (``None``: the task's default).
         workers: processes to use (``None``: every core; 1: in this process).
         allow_missing: score what exists instead of failing on missing, extra or unreadable files.
@@ -108,12 +113,12 @@ def evaluate_folders(
     Raises:
         CmsegError: on problems (unless ``allow_missing``) or a bad protocol name.
     """
-    adapter: Adapter = ADAPTERS[task]
     pred, gt = Path(pred), Path(gt)
     protocol = protocol or adapter.choose_protocol(gt)
     if protocol not in adapter.protocols:
-        raise CmsegError(f"unknown protocol {protocol!r} for task {task}; choose one of {', '.join(adapter.protocols)}")
+        raise CmsegError(f"unknown protocol {protocol!r} for {adapter.name}; choose one of {', '.join(adapter.protocols)}")
     options = dict(options or {})
+    check_options(options, adapter)
     name = name or pred.name or str(pred)
 
     pairing = adapter.collect(pred, gt, protocol)
@@ -126,34 +131,34 @@ def evaluate_folders(
         return report  # the caller lists the problems and exits; nothing is scored
 
     workers = default_workers() if workers is None else max(1, workers)
-    evaluator, unreadable, notes = _run(task, protocol, options, jobs, allow_missing, min(workers, max(1, -(-len(jobs) // adapter.chunk_size))))
+    evaluator, unreadable, notes = _run(adapter, protocol, options, jobs, allow_missing, min(workers, max(1, -(-len(jobs) // adapter.chunk_size))))
     report.unreadable = unreadable
     report.other += notes
     report.num_scored = len(jobs) - len(unreadable)
     if report.num_scored == 0:
         raise CmsegError(f"{pred}: nothing could be scored ({len(jobs)} pairs, {len(report.problems())} problems)")
-    report.result = {"task": task, "protocol": protocol, **adapter.summarise(evaluator, protocol)}
+    report.result = {"task": adapter.name, "protocol": protocol, **adapter.summarise(evaluator, protocol)}
     return report
 
 
 def _run(
-    task: str, protocol: str, options: dict[str, Any], jobs: list[Job], allow_missing: bool, workers: int
+    adapter: EvalAdapter, protocol: str, options: dict[str, Any], jobs: list[Job], allow_missing: bool, workers: int
 ) -> tuple[Any, list[str], list[str]]:
-    adapter = ADAPTERS[task]
     chunks = _chunks(jobs, adapter.chunk_size)
     total = adapter.new_evaluator(protocol, options)
     unreadable: list[str] = []
     notes: list[str] = []
-    bar = {"desc": f"evaluate {task}", "total": len(chunks), "unit": "chunk"}
+    bar = {"desc": f"evaluate {adapter.name}", "total": len(chunks), "unit": "chunk"}
     if workers == 1:
-        results = (_score_chunk(task, protocol, options, chunk, allow_missing) for chunk in chunks)
+        results = (_score_chunk(adapter, protocol, options, chunk, allow_missing) for chunk in chunks)
         for part, bad, tolerated in progress(results, **bar):
             total.merge(part)
             unreadable += bad
             notes += tolerated
         return total, unreadable, notes
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
-        futures = [pool.submit(_score_chunk, task, protocol, options, chunk, allow_missing) for chunk in chunks]
+    context = _worker_context(type(adapter).__module__)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_score_chunk, adapter, protocol, options, chunk, allow_missing) for chunk in chunks]
         # Merge in submission order, not completion order: the sums then run in the same
         # order for any number of workers, so results do not change in the last digits.
         for future in progress(futures, **bar):
@@ -164,7 +169,7 @@ def _run(
     return total, unreadable, notes
 
 
-def _worker_context() -> Any:
+def _worker_context(adapter_module: str) -> Any:
     """A start method that is safe in a process that already runs threads.
 
     Plain ``fork`` copies locks held by other threads (OpenMP, OpenCV's pool, torch) and can
@@ -179,7 +184,7 @@ def _worker_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["numpy", "cv2", "cmseg.engine.eval_tasks", "cmseg.metrics.sod", "cmseg.metrics.vos"])
+    context.set_forkserver_preload(["numpy", "cv2", adapter_module, "cmseg.metrics.sod", "cmseg.metrics.vos"])
     # The workers inherit the server's environment. One BLAS/OpenMP thread each: with N
     # workers on N cores, each worker's own thread pool would oversubscribe the cores (a
     # measured 2.7x slow-down of every SOD chunk with two workers on two cores).

@@ -1,7 +1,8 @@
 """Tables of evaluation results: terminal text, CSV and Markdown.
 
 A result is a nested ``metrics`` dict (``{"em": {"adp": ..}, "sm": ..}``); tables flatten it to
-dotted column names (``em.adp``) and show the columns each task names first.
+dotted column names (``em.adp``) and show first the columns that the task's evaluation adapter
+names (:meth:`cmseg.engine.eval_adapter.EvalAdapter.columns`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,6 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-#: Columns shown first per task (short labels for the terminal); the rest follow in CSV.
-TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "sod": [("mae", "MAE"), ("sm", "S"), ("wfm", "wF"), ("em.adp", "adpE"), ("em.mean", "meanE"),
-            ("em.max", "maxE"), ("fm.adp", "adpF"), ("fm.mean", "meanF"), ("fm.max", "maxF"),
-            ("iou.mean", "meanIoU"), ("dice.mean", "meanDice")],
-    "sod:spnet": [("mae", "MAE"), ("sm", "S"), ("maxf", "maxF"), ("maxe", "maxE")],
-    "coseg": [("P", "P"), ("J", "J"), ("P_classes", "P(cls)"), ("J_classes", "J(cls)")],
-    "ris": [("oIoU", "oIoU"), ("mIoU", "mIoU"), ("prec@0.5", "P@0.5"), ("prec@0.6", "P@0.6"),
-            ("prec@0.7", "P@0.7"), ("prec@0.8", "P@0.8"), ("prec@0.9", "P@0.9")],
-    "vos": [("J&F", "J&F"), ("J.mean", "J-M"), ("J.recall", "J-R"), ("J.decay", "J-D"),
-            ("F.mean", "F-M"), ("F.recall", "F-R"), ("F.decay", "F-D")],
-    "a2d": [("mAP", "mAP"), ("AP50", "AP50"), ("AP75", "AP75"), ("AP_S", "AP_S"), ("AP_M", "AP_M"),
-            ("AP_L", "AP_L"), ("oIoU", "oIoU"), ("mIoU", "mIoU"), ("P@0.5", "P@0.5"), ("P@0.9", "P@0.9")],
-}
-
 
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"em": {"adp": 1}}`` -> ``{"em.adp": 1}``; lists (curves) are left out."""
@@ -47,11 +32,20 @@ def _cell(value: Any, digits: int) -> str:
 
 
 def table_rows(
-    layout: str, results: Mapping[str, Mapping[str, Any]], *, all_columns: bool = False
+    first: Sequence[tuple[str, str]],
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    all_columns: bool = False,
 ) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows (one per method) for ``results = {method: {"num_items", "metrics"}}``."""
+    """Header and rows (one per method) for ``results = {method: {"num_items", "metrics"}}``.
+
+    Args:
+        first: ``[(flattened key, label)]`` shown first (keys no result has are dropped).
+        results: per method, a result of the JSON schema.
+        all_columns: also every other metric (CSV), else only ``first`` when any of it exists.
+    """
     flats = {name: flatten(res["metrics"]) for name, res in results.items()}
-    columns = [(key, label) for key, label in TABLE_COLUMNS.get(layout, []) if any(key in f for f in flats.values())]
+    columns = [(key, label) for key, label in first if any(key in f for f in flats.values())]
     if all_columns or not columns:
         known = {key for key, _ in columns}
         for flat in flats.values():

@@ -44,7 +44,7 @@ from cmseg.engine.logger import ProgressBar, RunLogger
 from cmseg.engine.rng import preserved_rng, rng_state, seed_all, set_rng_state
 from cmseg.engine.sampling import AugmentedDataset, ResumableBatchSampler
 from cmseg.engine.schedules import make_lr_lambda
-from cmseg.engine.tasks import ForwardFn, LossFn, TrainingSetup, ValidateFn
+from cmseg.engine.training_setup import ForwardFn, LossFn, TrainingSetup, ValidateFn
 from cmseg.errors import CmsegError, ConfigError
 
 __all__ = ["Trainer", "ModelEMA", "TrainingDiverged", "build_optimizer"]
@@ -111,7 +111,7 @@ class Trainer:
         model_name: recorded in checkpoint metadata.
         config: the resolved run configuration as a dict, recorded in checkpoint metadata.
         checkpoint_extra: JSON-able task data recorded in every checkpoint's ``meta.json``
-            under ``"extra"`` (see :class:`~cmseg.engine.tasks.TrainingSetup`).
+            under ``"extra"`` (see :class:`~cmseg.engine.training_setup.TrainingSetup`).
     """
 
     def __init__(

@@ -6,7 +6,11 @@ import torch
 from engine_toy import RandomSet, TinyNet, bce_loss, make_trainer
 
 from cmseg.config import OptimConfig, RunConfig, ScheduleConfig, load_config
-from cmseg.engine import tasks
+import dataclasses
+import types
+
+from cmseg.engine.training_setup import TrainingSetup
+from cmseg.tasks import TASKS
 from cmseg.engine.checkpoint import load_checkpoint, load_resume_state
 from cmseg.engine.distributed import resolve_device
 from cmseg.engine.trainer import ModelEMA, TrainingDiverged
@@ -313,12 +317,13 @@ def test_run_train_through_a_task_builder(tmp_path, monkeypatch):
             "data.num_workers=0",
         ],
     )
-    monkeypatch.delitem(tasks.TASK_BUILDERS, "sod")  # a task without a builder yet
+    # a task without a training hook yet
+    monkeypatch.setitem(TASKS, "sod", dataclasses.replace(TASKS["sod"], train=None))
     with pytest.raises(NotBuiltError):
         run_train(cfg)
 
     def build(run_cfg):
-        return tasks.TrainingSetup(
+        return TrainingSetup(
             model=TinyNet(),
             loss_fn=bce_loss,
             train_dataset=RandomSet(),
@@ -327,7 +332,8 @@ def test_run_train_through_a_task_builder(tmp_path, monkeypatch):
             best_metric="score",
         )
 
-    monkeypatch.setitem(tasks.TASK_BUILDERS, "sod", build)
+    hook = types.SimpleNamespace(load=lambda: build)  # a Hook that needs no module
+    monkeypatch.setitem(TASKS, "sod", dataclasses.replace(TASKS["sod"], train=hook))
     assert run_train(cfg) == 0
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file()

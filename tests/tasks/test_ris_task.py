@@ -15,21 +15,18 @@ from cmseg.config import RunConfig, load_config
 from cmseg.data.synthetic import write_synthetic
 from cmseg.data.transforms import ResizePad, pad_placement
 from cmseg.engine.checkpoint import load_checkpoint
-from cmseg.engine.predictors import RISPredictor
-from cmseg.engine.tasks import TASK_BUILDERS
+from cmseg.predictors import RISPredictor
 from cmseg.engine.trainer import Trainer
 from cmseg.errors import ConfigError, InputError
 from cmseg.io import read_image, read_mask
 from cmseg.metrics.masks import RISEvaluator
-from cmseg.tasks.ris import (
-    RISOptions,
-    RISValidator,
-    build_ris_training,
-    open_split,
-    parameter_groups,
-    postprocess,
-    preprocess,
-)
+from cmseg.tasks import TASKS
+from cmseg.tasks.ris.data import open_split
+from cmseg.tasks.ris.model import parameter_groups
+from cmseg.tasks.ris.options import RISOptions
+from cmseg.tasks.ris.process import postprocess, preprocess
+from cmseg.tasks.ris.train import build_training as build_ris_training
+from cmseg.tasks.ris.validate import RISValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "ris" / "cmpc_tiny.yaml"
@@ -165,7 +162,7 @@ def test_open_split_reads_refer_and_jsonl(synth, tmp_path):
 
 
 def test_task_is_registered():
-    assert "ris" in TASK_BUILDERS
+    assert TASKS["ris"].built("train")
 
 
 def test_training_writes_the_vocabulary_and_validation_metrics(trained):

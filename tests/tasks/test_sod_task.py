@@ -16,15 +16,10 @@ import torch.nn.functional as F
 from cmseg.config import RunConfig, load_config
 from cmseg.data.synthetic import write_synthetic
 from cmseg.errors import ConfigError
-from cmseg.tasks.sod import (
-    METRIC_NAMES,
-    SODOptions,
-    SODValidator,
-    as_aux,
-    build_sod_training,
-    postprocess,
-    preprocess,
-)
+from cmseg.tasks.sod.options import SODOptions
+from cmseg.tasks.sod.process import as_aux, postprocess, preprocess
+from cmseg.tasks.sod.train import build_training as build_sod_training
+from cmseg.tasks.sod.validate import METRIC_NAMES, SODValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs" / "sod").glob("*.yaml"))
@@ -107,8 +102,8 @@ def test_bad_model_options_and_sizes_are_config_errors(synth, tmp_path):
 
 def test_registered_lazily_without_importing_torch():
     code = (
-        "import sys; from cmseg.engine.tasks import TASK_BUILDERS; "
-        "assert 'sod' in TASK_BUILDERS; assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys; from cmseg.tasks import TASKS; "
+        "assert TASKS['sod'].built('train'); assert 'torch' not in sys.modules, 'torch imported'"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

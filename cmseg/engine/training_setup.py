@@ -1,18 +1,13 @@
-"""What a task hands to the trainer, and the table of tasks that ``cmseg train`` can build.
+"""What a task hands to the trainer.
 
-A task builder reads the run configuration and returns a :class:`TrainingSetup`: the built
-network, its loss, the training set and how to validate. The trainer
-(:class:`cmseg.engine.trainer.Trainer`) knows nothing else about the task.
-
-``TASK_BUILDERS`` is a plain dict, task name -> builder (``"sod"`` ->
-:func:`cmseg.tasks.sod.build_sod_training`, ``"ris"`` -> :func:`cmseg.tasks.ris.build_ris_training`,
-imported when first called);
-``cmseg train`` looks the configured ``task`` up in it.
+A task's training hook (``cmseg/tasks/<task>/train.py: build_training``) reads the run
+configuration and returns a :class:`TrainingSetup`: the built network, its loss, the training
+set and how to validate. The trainer (:class:`cmseg.engine.trainer.Trainer`) knows nothing else
+about the task.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,9 +16,8 @@ if TYPE_CHECKING:  # keep this module free of torch at import time
     import torch
     from torch import nn
 
-    from cmseg.config import RunConfig
 
-__all__ = ["TrainingSetup", "TASK_BUILDERS", "LossFn", "ForwardFn", "ValidateFn"]
+__all__ = ["TrainingSetup", "LossFn", "ForwardFn", "ValidateFn"]
 
 #: ``loss_fn(outputs, batch) -> (loss, parts)``: a scalar tensor to minimise and a dict of named
 #: terms (floats or 0-dim tensors) to log.
@@ -76,22 +70,3 @@ class TrainingSetup:
     param_groups: Sequence[dict[str, Any]] | None = None
     model_name: str = ""
     checkpoint_extra: Mapping[str, Any] | None = None
-
-
-def _lazy(module: str, name: str) -> Callable[[RunConfig], TrainingSetup]:
-    """A builder that imports ``module`` (and with it torch) only when it is called."""
-
-    def build(cfg: RunConfig) -> TrainingSetup:
-        return getattr(importlib.import_module(module), name)(cfg)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"Calls {module}.{name} (imported on first use)."
-    return build
-
-
-#: task name -> builder. Entries import their task module lazily, so importing this table
-#: stays free of torch.
-TASK_BUILDERS: dict[str, Callable[[RunConfig], TrainingSetup]] = {
-    "sod": _lazy("cmseg.tasks.sod", "build_sod_training"),
-    "ris": _lazy("cmseg.tasks.ris", "build_ris_training"),
-}

@@ -2,7 +2,7 @@
 
 :class:`SODPredictor` (salient / camouflaged objects from RGB + depth or thermal)::
 
-    from cmseg.engine.predictors import SODPredictor
+    from cmseg.predictors import SODPredictor
 
     predictor = SODPredictor.from_checkpoint("runs/sod/best")   # device="auto": CUDA if present
     predictor.set_image(rgb, depth)          # rgb uint8 (H, W, 3); depth (h, w), any numeric dtype
@@ -12,8 +12,8 @@
 The checkpoint's ``meta.json`` holds the resolved training configuration: the model is built
 from it (name, backbone, options, input size, ``data.options.zero_aux``), so the checkpoint
 is all a user names. Pre- and postprocessing are those of training's validation
-(:func:`cmseg.tasks.sod.preprocess` / :func:`~cmseg.tasks.sod.postprocess`): the maps equal
-what validation scored.
+(:func:`cmseg.tasks.sod.process.preprocess` / :func:`~cmseg.tasks.sod.process.postprocess`):
+the maps equal what validation scored.
 
 Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` tensors, and on CUDA bfloat16
 autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
@@ -29,23 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmseg.engine.checkpoint import load_checkpoint
-from cmseg.engine.predictors.common import (
+from cmseg.engine.inference import (
     AmpMode,
-    amp_dtype,
-    autocast,
+    InferenceRuntime,
     load_model_weights,
-    resolve_device,
+    load_task_checkpoint,
 )
-from cmseg.errors import InputError
-from cmseg.tasks.sod import (
-    as_rgb,
-    build_sod_model,
-    check_image_size,
-    final_logits,
-    postprocess,
-    preprocess,
-)
+from cmseg.tasks.sod.process import as_rgb, check_image_size, final_logits, postprocess, preprocess
+from cmseg.tasks.sod.train import build_sod_model
 
 __all__ = ["SODPredictor"]
 
@@ -76,12 +67,10 @@ class SODPredictor:
         device: str | torch.device = "auto",
         amp: AmpMode = "auto",
     ) -> None:
-        self.device = resolve_device(device)
+        self.runtime = InferenceRuntime(model, device, amp)
+        self.device, self.model, self.amp_dtype = self.runtime.device, self.runtime.model, self.runtime.amp_dtype
         self.image_size = check_image_size(image_size)
         self.zero_aux = bool(zero_aux)
-        self.amp_dtype = amp_dtype(amp, self.device)
-        self.model = model.eval().requires_grad_(False)
-        self.model.to(self.device, memory_format=torch.channels_last)
         self._inputs: tuple[torch.Tensor, torch.Tensor] | None = None
         self._size: tuple[int, int] | None = None
         self._result: np.ndarray | None = None
@@ -105,28 +94,16 @@ class SODPredictor:
             InputError: no checkpoint there, a checkpoint of another task, metadata that
                 names no model, or weights that do not fit the model.
         """
-        state_dict, meta = load_checkpoint(path)
-        config = meta.get("config") or {}
-        task = config.get("task", "sod")
-        if task != "sod":
-            raise InputError(path, f"a '{task}' checkpoint, not a 'sod' one")
-        model_cfg = config.get("model") or {}
-        name = meta.get("model_name") or model_cfg.get("name")
-        if not name:
-            raise InputError(path, "meta.json names no model (no model_name or config.model.name)")
-        data_options = (config.get("data") or {}).get("options") or {}
-        model = build_sod_model(
-            name,
-            backbone=model_cfg.get("backbone") or "",
-            # The checkpoint holds every weight: the backbone file is not needed (nor read).
-            backbone_weights=None,
-            options=model_cfg.get("options") or {},
-        )
-        load_model_weights(model, state_dict, path)
+        # Checkpoints of the first releases name no task: they are sod ones.
+        checkpoint = load_task_checkpoint(path, "sod", assume_task="sod")
+        section = checkpoint.model_section
+        # The checkpoint holds every weight: the backbone file is not needed (nor read).
+        model = build_sod_model(section, weights=False)
+        load_model_weights(model, checkpoint.state_dict, path)
         return cls(
             model,
-            image_size=int(model_cfg.get("image_size", 384)),
-            zero_aux=bool(data_options.get("zero_aux", False)),
+            image_size=int(section.get("image_size", 384)),
+            zero_aux=bool(checkpoint.data_options.get("zero_aux", False)),
             device=device,
             amp=amp,
         )
@@ -232,12 +209,8 @@ class SODPredictor:
     def _run(
         self, images: torch.Tensor, auxes: torch.Tensor, sizes: Sequence[tuple[int, int]]
     ) -> list[np.ndarray]:
-        non_blocking = self.device.type == "cuda"
-        images = images.to(self.device, non_blocking=non_blocking)
-        auxes = auxes.to(self.device, non_blocking=non_blocking)
-        images = images.contiguous(memory_format=torch.channels_last)
-        auxes = auxes.contiguous(memory_format=torch.channels_last)
+        images, auxes = self.runtime.to_device(images), self.runtime.to_device(auxes)
         with torch.inference_mode():
-            with autocast(self.device, self.amp_dtype):
+            with self.runtime.autocast():
                 logits = final_logits(self.model, images, auxes)
             return [postprocess(one, size) for one, size in zip(logits, sizes, strict=True)]

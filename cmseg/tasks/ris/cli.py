@@ -1,4 +1,4 @@
-"""``cmseg predict ris``: masks of the objects that sentences refer to.
+"""The ``ris`` part of ``cmseg predict``: masks of the objects that sentences refer to.
 
 Three kinds of input::
 
@@ -23,7 +23,9 @@ Written (atomically; ``--skip-existing`` keeps masks already there):
   ``cmseg evaluate ris --pred <out> --gt <gt-out>`` scores the run with the official protocol.
 
 Sentences of the same image share one pass of the visual backbone
-(:class:`~cmseg.engine.predictors.RISPredictor`).
+(:class:`~cmseg.tasks.ris.predictor.RISPredictor`). What every task's ``predict`` shares
+(``--skip-existing``, atomic writes, the list of failures) is
+:func:`cmseg.engine.prediction.run_prediction`.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from cmseg.engine.prediction import Outcome, PredictItem
 from cmseg.errors import CmsegError, ConfigError, InputError
-from cmseg.io import IMAGE_EXTENSIONS, atomic_open, check_file, read_image, write_png
-from cmseg.logs import progress
+from cmseg.io import IMAGE_EXTENSIONS, atomic_open, check_file, read_image
 
-__all__ = ["Query", "run_predict_ris", "command_line_queries", "dataset_queries"]
+__all__ = ["Query", "command_line_queries", "dataset_queries", "RISPredictCommand", "PREDICT"]
 
 log = logging.getLogger(__name__)
 
@@ -151,39 +153,29 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
     return queries
 
 
-def _by_image(queries: Sequence[Query]) -> Iterator[list[Query]]:
-    """Queries grouped by image, in first-seen order."""
-    groups: dict[str, list[Query]] = {}
-    for q in queries:
-        groups.setdefault(q.image_key, []).append(q)
+def _by_image(items: Sequence[PredictItem]) -> Iterator[list[PredictItem]]:
+    """Items grouped by image, in first-seen order."""
+    groups: dict[str, list[PredictItem]] = {}
+    for item in items:
+        groups.setdefault(item.payload.image_key, []).append(item)
     yield from groups.values()
 
 
-def _check_names(queries: Sequence[Query], out: Path) -> None:
-    seen: dict[str, Query] = {}
-    for q in queries:
-        if q.name in seen:
-            raise InputError(q.image, f"two sentences would both be written as {q.name}.png")
-        seen[q.name] = q
-        if (out / f"{q.name}.png").resolve() == q.image.resolve():
-            raise InputError(q.image, f"--out {out} would overwrite this input with its mask")
+def _is_dataset_input(inputs: Sequence[str]) -> bool:
+    return len(inputs) == 1 and (Path(inputs[0]).is_dir() or inputs[0].lower().endswith(".jsonl"))
 
 
-def run_predict_ris(args: argparse.Namespace) -> int:
-    """Run ``cmseg predict ris`` (module docstring); returns the exit code."""
+def _overlays(args: argparse.Namespace) -> bool:
+    """Overlays are written for command-line sentences, and with ``--overlay`` for datasets."""
+    return bool(args.overlay) or not _is_dataset_input(args.input)
+
+
+def _queries(args: argparse.Namespace) -> list[Query]:
+    """The queries the flags describe."""
     from cmseg.engine.checkpoint import load_checkpoint_meta
 
-    if getattr(args, "aux", None):
-        raise ConfigError("--aux is not used by 'predict ris'")
     sentences = list(args.sentence or [])
-    inputs = list(args.input)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    gt_out = Path(args.gt_out) if getattr(args, "gt_out", None) else None
-
-    dataset_input = len(inputs) == 1 and (Path(inputs[0]).is_dir() or inputs[0].lower().endswith(".jsonl"))
-    if dataset_input:
+    if _is_dataset_input(args.input):
         if sentences:
             raise ConfigError("--sentence goes with image files; a dataset brings its own sentences")
         meta = load_checkpoint_meta(args.checkpoint)  # the dataset options it was trained with
@@ -191,62 +183,97 @@ def run_predict_ris(args: argparse.Namespace) -> int:
         for key in ("dataset", "split_by"):
             if getattr(args, key, None):
                 options[key] = getattr(args, key)
-        queries = dataset_queries(inputs[0], split=getattr(args, "split", None), options=options)
-        overlays = bool(getattr(args, "overlay", False))
-    else:
-        if not sentences:
-            raise ConfigError('give at least one --sentence "..." for the image(s)')
-        if gt_out is not None:
-            raise ConfigError("--gt-out needs a dataset input (a .jsonl file or a REFER root)")
-        queries = command_line_queries(inputs, sentences)
-        overlays = True
-    _check_names(queries, out)
-    todo = [q for q in queries if not (args.skip_existing and (out / f"{q.name}.png").is_file())]
-    skipped = len(queries) - len(todo)
-    if not todo:
-        log.info("all %d mask(s) already exist in %s (--skip-existing): nothing to do", len(queries), out)
-        return 0
+        return dataset_queries(args.input[0], split=args.split, options=options)
+    if not sentences:
+        raise ConfigError('give at least one --sentence "..." for the image(s)')
+    if args.gt_out is not None:
+        raise ConfigError("--gt-out needs a dataset input (a .jsonl file or a REFER root)")
+    return command_line_queries(args.input, sentences)
 
-    from cmseg.engine.predictors import RISPredictor  # torch: only when there is work
-    from cmseg.viz import overlay_mask
 
-    predictor = RISPredictor.from_checkpoint(args.checkpoint, device=args.device)
-    predictor.max_sentences = max(1, int(args.batch_size))
-    groups = list(_by_image(todo))
-    log.info(
-        "predicting %d sentence(s) on %d image(s) on %s%s",
-        len(todo),
-        len(groups),
-        predictor.device,
-        f" ({skipped} existing skipped)" if skipped else "",
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    if gt_out is not None:
-        gt_out.mkdir(parents=True, exist_ok=True)
-    index: list[dict[str, Any]] = []
-    failed: list[str] = []
-    for group in progress(groups, desc="predict", total=len(groups), unit="image"):
-        try:
-            image = read_image(group[0].image)
-            predictor.set_image(image)
-            masks = predictor.predict_sentences([q.sentence for q in group])
-        except CmsegError as err:
-            log.error("error: %s", err)
-            failed.extend(q.name for q in group)
-            continue
-        for q, mask in zip(group, masks, strict=True):
-            write_png(out / f"{q.name}.png", mask)
-            if overlays:
-                write_png(out / f"{q.name}_overlay.png", overlay_mask(image, mask))
-            if gt_out is not None and q.gt is not None:
-                write_png(gt_out / f"{q.name}.png", np.asarray(q.gt(), dtype=bool))
-            index.append({"id": q.name, "image": str(q.image.resolve()), "sentence": q.sentence, "mask": f"{q.name}.png"})
-        predictor.reset_image()
-    _write_index(out / "predictions.jsonl", index)
-    log.info("wrote %d mask(s) to %s%s", len(index), out, f" ({skipped} existing skipped)" if skipped else "")
-    if failed:
-        raise InputError(out, f"{len(failed)} sentence(s) failed (listed above)")
-    return 0
+class RISPredictCommand:
+    """``cmseg predict ris`` (module docstring)."""
+
+    help = "masks of the objects that sentences refer to"
+    unit = "sentence"
+    batch_unit = "sentences"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--image", "--input", dest="input", action="append", required=True,
+            metavar="FILE_OR_DIR",
+            help="image file(s) (with --sentence), a .jsonl file, or a REFER root (with --split)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--sentence", action="append", default=None,
+            help="referring sentence (repeatable): every sentence is segmented in every image",
+        )  # fmt: skip
+        group = parser.add_argument_group("datasets")
+        group.add_argument("--split", default=None, help="the REFER split to predict (val, testA...)")
+        group.add_argument(
+            "--dataset", default=None,
+            help="refcoco, refcoco+, refcocog or refclef (default: the checkpoint's)",
+        )  # fmt: skip
+        group.add_argument(
+            "--split-by", default=None,
+            help="unc, umd, google or berkeley (default: the checkpoint's)",
+        )  # fmt: skip
+        group.add_argument(
+            "--gt-out", default=None, metavar="DIR",
+            help="also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'",
+        )  # fmt: skip
+        group.add_argument(
+            "--overlay", action="store_true", help="also write overlays for dataset inputs"
+        )
+
+    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
+        return [PredictItem(q.name, (q.image,), payload=q) for q in _queries(args)]
+
+    def load(self, args: argparse.Namespace) -> Any:
+        from cmseg.tasks.ris.predictor import RISPredictor
+
+        predictor = RISPredictor.from_checkpoint(args.checkpoint, device=args.device)
+        predictor.max_sentences = max(1, int(args.batch_size))
+        return predictor
+
+    def prepare(
+        self, predictor: Any, items: list[PredictItem], args: argparse.Namespace
+    ) -> list[PredictItem]:
+        if args.gt_out is not None:
+            Path(args.gt_out).mkdir(parents=True, exist_ok=True)
+        return items
+
+    def predict(
+        self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
+    ) -> Iterator[Outcome]:
+        from cmseg.viz import overlay_mask
+
+        out = Path(args.out)
+        gt_out = Path(args.gt_out) if args.gt_out else None
+        overlays = _overlays(args)
+        for group in _by_image(items):
+            try:
+                image = read_image(group[0].payload.image)
+                predictor.set_image(image)
+                masks = predictor.predict_sentences([it.payload.sentence for it in group])
+            except CmsegError as err:
+                for item in group:
+                    yield Outcome(item, error=str(err))
+                continue
+            for item, mask in zip(group, masks, strict=True):
+                q: Query = item.payload
+                files: dict[Path, Any] = {out / f"{q.name}.png": mask}
+                if overlays:
+                    files[out / f"{q.name}_overlay.png"] = overlay_mask(image, mask)
+                if gt_out is not None and q.gt is not None:
+                    files[gt_out / f"{q.name}.png"] = np.asarray(q.gt(), dtype=bool)
+                row = {"id": q.name, "image": str(q.image.resolve()), "sentence": q.sentence,
+                       "mask": f"{q.name}.png"}  # fmt: skip
+                yield Outcome(item, files=files, record=row)
+            predictor.reset_image()
+
+    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
+        _write_index(Path(args.out) / "predictions.jsonl", [o.record for o in written])
 
 
 def _write_index(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -264,3 +291,6 @@ def _write_index(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for row in kept.values():
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+PREDICT = RISPredictCommand()

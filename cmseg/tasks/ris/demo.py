@@ -18,8 +18,9 @@ What it does, on a laptop CPU in under ten minutes:
    same time: it learns which words name which shapes far more slowly than a segmentation
    network learns the shapes;
 3. trains two models the same way (same backbone file, data, steps, batch, optimizer,
-   schedule, seed, loss) through the ``ris`` task builder and the engine's
-   :class:`~cmseg.engine.trainer.Trainer`, four sentences per image in every batch (the
+   schedule, seed, loss) through the ``ris`` training hook and the engine's
+   :class:`~cmseg.engine.trainer.Trainer` (the loop all demos share,
+   :func:`cmseg.engine.demo.run_recipe`), four sentences per image in every batch (the
    backbone runs once per image, and its features of each training image are computed
    once and then served from memory: ``cache_backbone_features``) and CMPC's loss plus a
    soft Dice term (``loss_dice_weight``: the referents cover a few percent of the pixels,
@@ -31,7 +32,7 @@ What it does, on a laptop CPU in under ten minutes:
      over positions through the relation words removed;
 
 4. predicts every held-out sentence (the ``val``, ``testA`` and ``testB`` images, none seen
-   in training or pretraining) through :class:`~cmseg.engine.predictors.RISPredictor`, one
+   in training or pretraining) through :class:`~cmseg.tasks.ris.predictor.RISPredictor`, one
    backbone pass per image;
 5. scores them with :class:`~cmseg.metrics.masks.RISEvaluator` (CMPC's protocol: overall IoU,
    mean IoU, prec@X) on all held-out sentences, on the relation-only ones and on the others,
@@ -54,15 +55,14 @@ run for tests and quick looks.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmseg.commands.demo_common import InMemory, start_demo
 from cmseg.config import (
     DataConfig,
     ModelConfig,
@@ -70,13 +70,14 @@ from cmseg.config import (
     RunConfig,
     ScheduleConfig,
     TrainConfig,
-    save_config,
 )
+from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory
+from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
 __all__ = [
     "METHODS", "IMAGES", "IMAGE_SIZE", "STEPS", "PRETRAIN_STEPS", "HELD_OUT", "demo_config",
-    "pretrain_demo_backbone", "run_demo_ris",
+    "pretrain_demo_backbone", "RECIPE",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ DICE_WEIGHT = 1.0
 #: Held-out relation-only sentences drawn as overlays per method.
 EXAMPLES = 8
 
-_OWNED = ("data", BACKBONE_FILE, "runs", "examples", "results.json", "table.md")
+OWNED = ("data", BACKBONE_FILE, "runs", "examples", "results.json", "table.md")
 _SUBSETS = ("all", "relation_only", "other")
 _COLUMNS = (
     ("all", "oIoU", "oIoU"),
@@ -195,7 +196,7 @@ def pretrain_demo_backbone(
 
     from cmseg.data.synthetic.ris_attributes import ATTRIBUTE_CLASSES, attribute_maps
     from cmseg.engine.backbone_pretraining import pixel_accuracy, pretrain_backbone
-    from cmseg.engine.predictors.common import resolve_device
+    from cmseg.engine.inference import resolve_device
     from cmseg.models.backbones import save_backbone_weights
     from cmseg.models.cmpc import cmpc_backbone
 
@@ -221,10 +222,74 @@ def pretrain_demo_backbone(
     }
 
 
-def _score(predictor: Any, readers: dict[str, Any], relation_only: set[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+# --------------------------------------------------------------------------------------------
+# The recipe's hooks (cmseg.engine.demo.DemoRecipe)
+
+
+@dataclass
+class _Context:
+    """What the two methods share: the data, the pretrained backbone, the cached samples."""
+
+    data: Path
+    n_train: int
+    readers: dict[str, Any]
+    relation_only: set[int]
+    backbone_file: Path
+    pretrain_steps: int
+    pretraining: dict[str, Any]
+    cache: InMemory | None = None
+
+
+def _prepare(run: DemoRun) -> _Context:
+    from cmseg.data.synthetic import write_synthetic
+    from cmseg.data.synthetic.ris import relation_only_refs
+    from cmseg.tasks.ris.data import open_split
+    from cmseg.tasks.ris.options import RISOptions
+
+    data = run.out / "data"
+    tick = time.perf_counter()
+    summary = write_synthetic("ris", data, n=run.samples, size=IMAGE_SIZE, seed=run.seed)
+    relation_only = relation_only_refs(data)
+    readers = {split: open_split(data, "refer", split, RISOptions()) for split in HELD_OUT}
+    n_train = summary["splits"]["train"]["sentences"]
+    log.info(
+        "data: %d training and %d held-out sentences on %d images (%d px) in %s, %.1f s",
+        n_train, sum(len(r) for r in readers.values()), run.samples, IMAGE_SIZE, data,
+        time.perf_counter() - tick,
+    )  # fmt: skip
+    # The backbone both models start from, frozen
+    backbone_file = run.out / BACKBONE_FILE
+    steps = min(PRETRAIN_STEPS, run.steps)
+    log.info("pretraining %s for %d steps on the training images' shape, colour and size", BACKBONE, steps)
+    pretraining = pretrain_demo_backbone(data, backbone_file, steps=steps, seed=run.seed, device=run.device)
+    log.info(
+        "pretrained in %.0f s; held-out pixel accuracy %s", pretraining["seconds"],
+        ", ".join(f"{k} {v:.3f}" for k, v in pretraining["val_pixel_accuracy"].items()),
+    )  # fmt: skip
+    return _Context(data, n_train, readers, relation_only, backbone_file, steps, pretraining)
+
+
+def _config(key: str, run: DemoRun, ctx: _Context) -> RunConfig:
+    return demo_config(
+        key, root=ctx.data, output_dir=run.out / "runs" / key, backbone_weights=ctx.backbone_file,
+        seed=run.seed, steps=run.steps, device=run.device,
+    )  # fmt: skip
+
+
+def _adapt(setup: TrainingSetup, ctx: _Context) -> TrainingSetup:
+    """The training samples decoded once for both runs."""
+    if ctx.cache is None:
+        ctx.cache = InMemory(setup.train_dataset.source)
+    setup.train_dataset.source = ctx.cache
+    return setup
+
+
+def _predict_and_score(
+    predictor: Any, readers: dict[str, Any], relation_only: set[int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Evaluators per subset over every held-out sentence; and the relation-only items."""
     from cmseg.metrics.masks import RISEvaluator
-    from cmseg.tasks.ris import image_groups
+    from cmseg.tasks.ris.data import image_groups
 
     evaluators = {name: RISEvaluator() for name in _SUBSETS}
     examples: list[dict[str, Any]] = []
@@ -255,110 +320,58 @@ def _write_examples(folder: Path, examples: list[dict[str, Any]]) -> None:
     write_json(folder / "sentences.json", index)
 
 
-def run_demo_ris(args: argparse.Namespace) -> int:
-    """Run ``cmseg demo ris``; returns the exit code. See the module docstring."""
-    start = time.perf_counter()
+def _score(key: str, checkpoint: Path, run: DemoRun, ctx: _Context) -> dict[str, Any]:
+    from cmseg.tasks.ris.predictor import RISPredictor
+
+    predictor = RISPredictor.from_checkpoint(checkpoint, device=run.device)
+    scores, examples = _predict_and_score(predictor, ctx.readers, ctx.relation_only)
+    _write_examples(run.out / "examples" / key, examples)
+    return {
+        "relation_reasoning": METHODS[key][1],
+        "params": int(sum(p.numel() for p in predictor.model.parameters())),
+        "results": scores,
+    }
 
 
-    from cmseg.data.synthetic import write_synthetic
-    from cmseg.data.synthetic.ris import relation_only_refs
-    from cmseg.engine.predictors import RISPredictor
-    from cmseg.engine.reports import format_markdown, format_text
-    from cmseg.engine.rng import seed_all
-    from cmseg.engine.trainer import Trainer
-    from cmseg.io import write_json, write_text
-    from cmseg.tasks.ris import RISOptions, build_ris_training, open_split
+def _describe(entry: Mapping[str, Any]) -> str:
+    scores = entry["results"]
+    rel = scores.get("relation_only", {}).get("oIoU", float("nan"))
+    return f"oIoU {scores['all']['oIoU']:.3f} (relation-only {rel:.3f})"
 
-    run = start_demo(
-        args, task="ris", default_out="runs/demo_ris", owned=_OWNED, steps=STEPS, samples=IMAGES,
-        min_samples=10,
-    )  # fmt: skip
-    out, seed, steps, images, device = run.out, run.seed, run.steps, run.samples, run.device
-    data = out / "data"
 
-    # 1. Data
-    tick = time.perf_counter()
-    summary = write_synthetic("ris", data, n=images, size=IMAGE_SIZE, seed=seed)
-    relation_only = relation_only_refs(data)
-    readers = {split: open_split(data, "refer", split, RISOptions()) for split in HELD_OUT}
-    n_train = summary["splits"]["train"]["sentences"]
-    n_held = sum(len(r) for r in readers.values())
-    log.info(
-        "data: %d training and %d held-out sentences on %d images (%d px) in %s, %.1f s",
-        n_train, n_held, images, IMAGE_SIZE, data, time.perf_counter() - tick,
-    )  # fmt: skip
-
-    # 2. The backbone both models start from, frozen
-    backbone_file = out / BACKBONE_FILE
-    pretrain_steps = min(PRETRAIN_STEPS, steps)
-    log.info("pretraining %s for %d steps on the training images' shape, colour and size", BACKBONE, pretrain_steps)
-    pretraining = pretrain_demo_backbone(data, backbone_file, steps=pretrain_steps, seed=seed, device=device)
-    log.info(
-        "pretrained in %.0f s; held-out pixel accuracy %s", pretraining["seconds"],
-        ", ".join(f"{k} {v:.3f}" for k, v in pretraining["val_pixel_accuracy"].items()),
-    )  # fmt: skip
-
-    # 3-5. Train, predict, score each method
-    cache: InMemory | None = None
-    results: dict[str, dict[str, Any]] = {}
-    for number, (key, (name, _)) in enumerate(METHODS.items(), start=1):
-        cfg = demo_config(
-            key, root=data, output_dir=out / "runs" / key, backbone_weights=backbone_file, seed=seed,
-            steps=steps, device=device,
-        )  # fmt: skip
-        log.info("[%d/%d] %s: training %d steps", number, len(METHODS), name, steps)
-        tick = time.perf_counter()
-        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
-        seed_all(seed)  # the same initial weights on every run, as `cmseg train` does
-        setup = build_ris_training(cfg)
-        if cache is None:
-            cache = InMemory(setup.train_dataset.source)
-        setup.train_dataset.source = cache
-        trainer = Trainer.from_setup(setup, cfg)
-        trainer.fit()
-        train_seconds = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        predictor = RISPredictor.from_checkpoint(Path(cfg.output_dir) / "last", device=device)
-        scores, examples = _score(predictor, readers, relation_only)
-        _write_examples(out / "examples" / key, examples)
-        results[key] = {
-            "name": name,
-            "relation_reasoning": METHODS[key][1],
-            "params": int(sum(p.numel() for p in predictor.model.parameters())),
-            "steps": steps,
-            "train_seconds": round(train_seconds, 1),
-            "eval_seconds": round(time.perf_counter() - tick, 1),
-            "results": scores,
-        }
-        log.info(
-            "[%d/%d] %s: trained in %.0f s; oIoU %.3f (relation-only %.3f)",
-            number, len(METHODS), name, train_seconds, scores["all"]["oIoU"],
-            scores.get("relation_only", {}).get("oIoU", float("nan")),
-        )  # fmt: skip
-        del trainer, predictor, setup
-
-    # Report
+def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]]) -> DemoReport:
     header = ["method"] + [label for _, _, label in _COLUMNS]
     rows = [
         [entry["name"]] + [entry["results"].get(subset, {}).get(metric) for subset, metric, _ in _COLUMNS]
-        for entry in results.values()
+        for entry in entries.values()
     ]
-    counts = {s: int(next(iter(results.values()))["results"].get(s, {}).get("num_items", 0)) for s in _SUBSETS}
-    total = time.perf_counter() - start
+    first = next(iter(entries.values()))["results"]
+    counts = {s: int(first.get(s, {}).get("num_items", 0)) for s in _SUBSETS}
     title = (
-        f"ris demo: {n_train} training sentences, {counts['all']} held-out sentences "
+        f"ris demo: {ctx.n_train} training sentences, {counts['all']} held-out sentences "
         f"({counts['relation_only']} relation-only) on {IMAGE_SIZE} px synthetic images, "
-        f"{steps} training steps per model ({IMAGES_PER_BATCH} images x {SENTENCES_PER_IMAGE} "
-        f"sentences) on a frozen {BACKBONE} pretrained for {pretrain_steps} steps, seed {seed}"
+        f"{run.steps} training steps per model ({IMAGES_PER_BATCH} images x {SENTENCES_PER_IMAGE} "
+        f"sentences) on a frozen {BACKBONE} pretrained for {ctx.pretrain_steps} steps, seed {run.seed}"
     )
-    write_text(out / "table.md", f"{title}\n\n{format_markdown(header, rows, digits=3)}\nTotal wall time: {total:.0f} s\n")
-    write_json(
-        out / "results.json",
-        {"task": "ris", "seed": seed, "images": images, "size": IMAGE_SIZE, "steps": steps,
-         "held_out": list(HELD_OUT), "counts": counts, "pretraining": pretraining, "methods": results,
-         "total_seconds": round(total, 1)},
-    )  # fmt: skip
-    print(f"\n{title}\n\n{format_text(header, rows, digits=3)}\n\ntotal wall time {total:.0f} s "
-          f"({total / 60:.1f} min); results in {out}", file=sys.stdout, flush=True)  # fmt: skip
-    return 0
+    summary = {
+        "images": run.samples, "size": IMAGE_SIZE, "steps": run.steps, "held_out": list(HELD_OUT),
+        "counts": counts, "pretraining": ctx.pretraining,
+    }  # fmt: skip
+    return DemoReport(title, header, rows, summary)
+
+
+RECIPE = DemoRecipe(
+    task="ris",
+    methods={key: name for key, (name, _) in METHODS.items()},
+    default_out="runs/demo_ris",
+    owned=OWNED,
+    steps=STEPS,
+    samples=IMAGES,
+    min_samples=10,
+    prepare=_prepare,
+    config=_config,
+    adapt=_adapt,
+    score=_score,
+    describe=_describe,
+    report=_report,
+)

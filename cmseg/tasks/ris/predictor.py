@@ -12,7 +12,7 @@ The model must split into ``encode_image(images) -> visual`` (everything that do
 the sentence: the backbone, the lateral projections, the image half of the multimodal fusion)
 and ``segment(visual, sentences) -> output`` (a batch of one image shared by all the
 sentences); :meth:`set_image` runs the first part once and every sentence runs only the second. Pre- and postprocessing are the training validation's
-(:func:`cmseg.tasks.ris.preprocess` / :func:`~cmseg.tasks.ris.postprocess`).
+(:func:`cmseg.tasks.ris.process.preprocess` / :func:`~cmseg.tasks.ris.process.postprocess`).
 
 Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` images, and on CUDA bfloat16
 autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
@@ -28,16 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmseg.engine.checkpoint import load_checkpoint
-from cmseg.engine.predictors.common import (
+from cmseg.engine.inference import (
     AmpMode,
-    amp_dtype,
-    autocast,
+    InferenceRuntime,
     load_model_weights,
-    resolve_device,
+    load_task_checkpoint,
 )
 from cmseg.errors import InputError
-from cmseg.tasks.ris import check_image_size, postprocess, preprocess, restore_logits
+from cmseg.tasks.ris.process import check_image_size, postprocess, preprocess, restore_logits
 
 __all__ = ["RISPredictor"]
 
@@ -66,12 +64,11 @@ class RISPredictor:
         for method in ("encode_image", "segment"):
             if not callable(getattr(model, method, None)):
                 raise TypeError(f"{type(model).__name__} has no {method}(); see RISPredictor")
-        self.device = resolve_device(device)
+        self.runtime = InferenceRuntime(model, device, amp)
+        self.device, self.model = self.runtime.device, self.runtime.model
+        self.amp_dtype = self.runtime.amp_dtype
         self.image_size = check_image_size(image_size)
-        self.amp_dtype = amp_dtype(amp, self.device)
         self.max_sentences = max(1, int(max_sentences))
-        self.model = model.eval().requires_grad_(False)
-        self.model.to(self.device, memory_format=torch.channels_last)
         self._visual: Any = None
         self._hw: tuple[int, int] | None = None
 
@@ -93,17 +90,10 @@ class RISPredictor:
         """
         from cmseg.config import ModelConfig
         from cmseg.models.text import Vocabulary
-        from cmseg.tasks.ris import build_ris_model, uses_vocabulary
+        from cmseg.tasks.ris.model import build_ris_model, uses_vocabulary
 
-        state_dict, meta = load_checkpoint(path)
-        config = meta.get("config") or {}
-        task = config.get("task", "")
-        if task != "ris":
-            raise InputError(path, f"a '{task or 'unknown'}' checkpoint, not a 'ris' one")
-        model_cfg = dict(config.get("model") or {})
-        model_cfg["name"] = meta.get("model_name") or model_cfg.get("name") or ""
-        if not model_cfg["name"]:
-            raise InputError(path, "meta.json names no model (no model_name or config.model.name)")
+        checkpoint = load_task_checkpoint(path, "ris")
+        meta, model_cfg = checkpoint.meta, checkpoint.model_section
         # The checkpoint holds every weight: neither the backbone file nor GloVe is read.
         model_cfg["backbone_weights"] = None
         fields = set(ModelConfig.__dataclass_fields__)
@@ -115,7 +105,7 @@ class RISPredictor:
                 raise InputError(path, "meta.json holds no word vocabulary (extra.vocabulary)")
             vocabulary = Vocabulary(words)
         model = build_ris_model(mcfg, vocabulary)
-        load_model_weights(model, state_dict, path)
+        load_model_weights(model, checkpoint.state_dict, path)
         return cls(model, image_size=int(mcfg.image_size), device=device, amp=amp)
 
     # ----------------------------------------------------------------------------------------
@@ -128,9 +118,8 @@ class RISPredictor:
         Raises:
             ValueError: not an image array.
         """
-        x = preprocess(image, self.image_size)[None].to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+        x = self.runtime.to_device(preprocess(image, self.image_size)[None])
+        with torch.inference_mode(), self.runtime.autocast():
             self._visual = self.model.encode_image(x)
         self._hw = (int(np.shape(image)[0]), int(np.shape(image)[1]))
 
@@ -171,7 +160,7 @@ class RISPredictor:
         self._image_hw()
         sentences = [str(s) for s in sentences]
         out: list[torch.Tensor] = []
-        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+        with torch.inference_mode(), self.runtime.autocast():
             for start in range(0, len(sentences), self.max_sentences):
                 chunk = sentences[start : start + self.max_sentences]
                 output = self.model.segment(self._visual, chunk)  # shares the image

@@ -1,0 +1,222 @@
+"""The loop of ``cmseg predict TASK``, the same for every task.
+
+A task supplies a :class:`PredictCommand` (``cmseg/tasks/<task>/cli.py``): its flags, how it
+collects the work from them (without torch, so that a mistake fails in a blink), how it loads
+its predictor and runs it. :func:`run_prediction` does the rest for every task:
+
+* checks the output folder, that no two items share an output name, and that no output would
+  overwrite an input;
+* ``--skip-existing``: keeps the items whose ``<out>/<name>.png`` is already there, and does not
+  even load the model when nothing is left;
+* runs the predictor under a progress bar, writes every output file atomically in background
+  threads, and lists the items that failed (one line each) instead of stopping at the first:
+  the command then ends with exit code 2 after the others are done.
+
+Torch-free: the task's ``load`` imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cmseg.errors import CmsegError, InputError
+from cmseg.io import write_png
+from cmseg.logs import progress
+
+__all__ = ["PredictItem", "Outcome", "PredictCommand", "run_prediction", "shown"]
+
+log = logging.getLogger(__name__)
+
+#: Names listed in a one-line error before "..." is used.
+SHOWN = 5
+
+
+def shown(names: Sequence[str]) -> str:
+    """``a, b, c, ... (12 in all)``: the first few of ``names`` for a one-line message."""
+    head = ", ".join(names[:SHOWN])
+    return head + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
+
+
+@dataclass(frozen=True)
+class PredictItem:
+    """One unit of work: what is predicted and written as ``<out>/<name>.png``.
+
+    Attributes:
+        name: the output stem (unique within a run).
+        inputs: the files it reads (never overwritten; the first names it in messages).
+        payload: the task's own description of the item (paths, a sentence...).
+    """
+
+    name: str
+    inputs: tuple[Path, ...]
+    payload: Any = None
+
+
+@dataclass
+class Outcome:
+    """What predicting one item gave: the files to write, or why it failed.
+
+    Attributes:
+        item: the item.
+        files: ``{path: uint8 or bool array}`` written as PNGs (atomically).
+        error: a one-line reason when the item failed (nothing is written then).
+        record: task data kept for :meth:`PredictCommand.finish` (e.g. an index row).
+    """
+
+    item: PredictItem
+    files: dict[Path, Any] = field(default_factory=dict)
+    error: str | None = None
+    record: Any = None
+
+
+class PredictCommand(Protocol):
+    """The task part of ``cmseg predict TASK`` (module docstring).
+
+    Attributes:
+        help: one line for ``cmseg predict --help``.
+        unit: what an item is, for messages (``image``, ``sentence``).
+        batch_unit: what ``--batch-size`` counts (``images``, ``sentences``).
+    """
+
+    help: str
+    unit: str
+    batch_unit: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the task's flags (its inputs); the driver adds ``--checkpoint``, ``--out``,
+        ``--batch-size``, ``--device`` and ``--skip-existing``."""
+        ...
+
+    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
+        """Every item the flags describe, checked without reading images or torch.
+
+        Raises:
+            InputError, ConfigError: missing files, bad flags (one line).
+        """
+        ...
+
+    def load(self, args: argparse.Namespace) -> Any:
+        """The predictor of ``args.checkpoint`` on ``args.device``."""
+        ...
+
+    def prepare(
+        self, predictor: Any, items: list[PredictItem], args: argparse.Namespace
+    ) -> list[PredictItem]:
+        """The items as this checkpoint predicts them (checked against what it needs)."""
+        ...
+
+    def predict(
+        self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
+    ) -> Iterator[Outcome]:
+        """One :class:`Outcome` per item, in any order; a bad input is an outcome with an
+        ``error``, not an exception."""
+        ...
+
+    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
+        """After every file is written (e.g. an index of the outputs)."""
+        ...
+
+
+def _check_outputs(items: Sequence[PredictItem], out: Path, unit: str) -> None:
+    """No two items write one file, and no output overwrites an input."""
+    seen: dict[str, PredictItem] = {}
+    for item in items:
+        where = item.inputs[0] if item.inputs else out
+        if item.name in seen:
+            raise InputError(where, f"two {unit}s would both be written as {item.name}.png")
+        seen[item.name] = item
+        target = (out / f"{item.name}.png").resolve()
+        for path in item.inputs:
+            if target == path.resolve():
+                raise InputError(path, f"--out {out} would overwrite this input with its mask")
+
+
+def _done(path: Path) -> bool:
+    return path.is_file()
+
+
+def run_prediction(command: PredictCommand, args: argparse.Namespace) -> int:
+    """Run ``cmseg predict`` for one task (module docstring); returns the exit code.
+
+    Raises:
+        CmsegError: bad flags or inputs before any work, or (after the others are written)
+            the items that failed.
+    """
+    if args.batch_size < 1:
+        raise CmsegError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    items = command.collect(args)
+    _check_outputs(items, out, command.unit)
+    todo = [it for it in items if not (args.skip_existing and _done(out / f"{it.name}.png"))]
+    skipped = len(items) - len(todo)
+    if not todo:
+        log.info(
+            "all %d output(s) already exist in %s (--skip-existing): nothing to do", len(items), out
+        )
+        return 0
+
+    predictor = command.load(args)  # torch: only when there is work
+    todo = command.prepare(predictor, todo, args)
+    log.info(
+        "predicting %d %s(s) on %s%s",
+        len(todo),
+        command.unit,
+        getattr(predictor, "device", "cpu"),
+        f" ({skipped} existing skipped)" if skipped else "",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    written, failed = _predict_and_write(command, predictor, todo, args)
+    command.finish(args, written)
+    log.info(
+        "wrote %d output(s) to %s%s",
+        len(written),
+        out,
+        f" ({skipped} existing skipped)" if skipped else "",
+    )
+    if failed:
+        raise InputError(
+            out, f"{len(failed)} {command.unit}(s) failed (listed above): {shown(failed)}"
+        )
+    return 0
+
+
+def _write_all(files: dict[Path, Any]) -> None:
+    for path, array in files.items():
+        write_png(path, array)
+
+
+def _predict_and_write(
+    command: PredictCommand, predictor: Any, todo: Sequence[PredictItem], args: argparse.Namespace
+) -> tuple[list[Outcome], list[str]]:
+    """Run the predictor over ``todo``; write each outcome's files in background threads."""
+    failed: list[str] = []
+    written: list[Outcome] = []
+    workers = max(2, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cmseg-write") as pool:
+        writes: list[tuple[Outcome, Future[None]]] = []
+        outcomes = command.predict(predictor, todo, args)
+        for outcome in progress(outcomes, desc="predict", total=len(todo), unit=command.unit):
+            if outcome.error is not None:
+                log.error("error: %s", outcome.error)
+                failed.append(outcome.item.name)
+                continue
+            writes.append((outcome, pool.submit(_write_all, outcome.files)))
+        for outcome, future in writes:
+            try:
+                future.result()
+            except (CmsegError, OSError) as err:
+                where = outcome.item.inputs[0] if outcome.item.inputs else outcome.item.name
+                log.error("error: %s: cannot write its output (%s)", where, err)
+                failed.append(outcome.item.name)
+                continue
+            written.append(outcome)
+    return written, failed

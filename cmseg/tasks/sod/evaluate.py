@@ -1,0 +1,88 @@
+"""``cmseg evaluate sod``: saliency maps ``<pred>/<name>.png`` (grey 0..255) against
+``<gt>/<name>.png``, with the PySODMetrics conventions (``pysodmetrics``, default) or SPNet's
+evaluator (``spnet``).
+
+A prediction of another size than its ground truth is resized to it bilinearly: with OpenCV
+as PySODEvalToolkit does, or with PIL's filter for ``spnet``, as SPNet's script does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cmseg.data.pairing import Pairing, pair_files, require_dir
+from cmseg.engine.eval_adapter import Job
+from cmseg.io import read_grey
+
+__all__ = ["SODAdapter", "ADAPTER", "COLUMNS"]
+
+#: Columns shown first per protocol (the rest follow in CSV).
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "pysodmetrics": [
+        ("mae", "MAE"), ("sm", "S"), ("wfm", "wF"), ("em.adp", "adpE"), ("em.mean", "meanE"),
+        ("em.max", "maxE"), ("fm.adp", "adpF"), ("fm.mean", "meanF"), ("fm.max", "maxF"),
+        ("iou.mean", "meanIoU"), ("dice.mean", "meanDice"),
+    ],
+    "spnet": [("mae", "MAE"), ("sm", "S"), ("maxf", "maxF"), ("maxe", "maxE")],
+}  # fmt: skip
+
+
+class SODAdapter:
+    """The evaluation of the ``sod`` task (module docstring)."""
+
+    name = "sod"
+    protocols = ("pysodmetrics", "spnet")
+    default_protocol = "pysodmetrics"
+    chunk_size = 16
+    options: frozenset[str] = frozenset()
+
+    def choose_protocol(self, gt: Path) -> str:
+        return self.default_protocol
+
+    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
+        return pair_files(require_dir(pred, "prediction"), require_dir(gt, "ground-truth"))
+
+    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> Any:
+        if protocol == "spnet":
+            from cmseg.metrics.sod_spnet import SPNetEvaluator
+
+            return SPNetEvaluator()
+        from cmseg.metrics.sod import SODEvaluator
+
+        return SODEvaluator()
+
+    def score(self, evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+        pred, gt = read_grey(job.pred), read_grey(job.gt)
+        if pred.shape != gt.shape:
+            if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
+                from cmseg.metrics.sod_spnet import resize_to
+            else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
+                from cmseg.metrics.sod import resize_to
+            pred = resize_to(pred, gt.shape)
+        evaluator.update(pred, gt, name=job.key)
+        return []
+
+    def summarise(self, evaluator: Any, protocol: str) -> dict[str, Any]:
+        per_item = evaluator.per_item()
+        result = {"num_items": len(per_item), "metrics": evaluator.compute(), "per_item": per_item}
+        if protocol == "pysodmetrics":
+            result["curves"] = evaluator.curves()
+        return result
+
+    def columns(self, protocol: str) -> list[tuple[str, str]]:
+        return COLUMNS[protocol]
+
+    def plot(
+        self, results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
+    ) -> list[Path]:
+        """PR and F-measure curves (``pysodmetrics`` only: SPNet's script keeps no curves)."""
+        if protocol != "pysodmetrics":
+            return []
+        from cmseg.viz import plot_sod_curves
+
+        return plot_sod_curves({name: r["curves"] for name, r in results.items()}, out_dir)
+
+
+ADAPTER = SODAdapter()

@@ -1,0 +1,60 @@
+"""The options of the ``sod`` task, ``data.options`` in a run's YAML (``model.options`` goes to
+the model builder only).
+
+Task options (``data.options`` in the YAML; ``model.options`` goes to the model builder only):
+
+====================  =======  ================================================================
+key                   default  meaning
+====================  =======  ================================================================
+``zero_aux``          false    feed an all-zero aux map instead of the depth/thermal map, in
+                               training, validation and prediction: an RGB-only baseline trained
+                               exactly like the cross-modal model (the predictor follows the
+                               checkpoint's setting and then needs no aux map)
+``zero_is_invalid``   false    depth value 0 means "no measurement" (excluded from the per-image
+                               normalisation and set to 0)
+``val_root``          ""       folder holding ``data.val_sets`` when it is not ``data.root``
+                               (SPNet's zips keep ``TrainDataset/`` and ``TestingSet/<set>/``
+                               apart)
+``mask_pepper``       true     XMSNet's label noise on the training GT (``randomPeper``)
+``aux_noise``         0.0      extra Gaussian noise (max std) on the training aux maps
+``loss_kl_weight``    0.5      weight of each cross-layer KL term of :func:`xmsnet_loss`
+``loss_official``     false    the released code's objective (plain-mean BCE, zero KL terms)
+====================  =======  ================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cmseg.config import from_dict
+from cmseg.errors import ConfigError
+
+__all__ = ["SODOptions"]
+
+
+@dataclass(frozen=True)
+class SODOptions:
+    """The sod task options (``data.options``); see the module docstring."""
+
+    zero_aux: bool = False
+    zero_is_invalid: bool = False
+    val_root: str = ""
+    mask_pepper: bool = True
+    aux_noise: float = 0.0
+    loss_kl_weight: float = 0.5
+    loss_official: bool = False
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> SODOptions:
+        """Parse ``data.options``; an unknown key or a wrong type raises a one-line
+        :class:`~cmseg.errors.ConfigError` (``data.options.<key>: ...``)."""
+        opts = from_dict(cls, dict(options or {}), prefix="data.options.")
+        if opts.aux_noise < 0:
+            raise ConfigError(f"data.options.aux_noise must be >= 0, got {opts.aux_noise}")
+        if opts.loss_kl_weight < 0:
+            raise ConfigError(
+                f"data.options.loss_kl_weight must be >= 0, got {opts.loss_kl_weight}"
+            )
+        return opts
