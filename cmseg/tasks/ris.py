@@ -49,7 +49,7 @@ key                 default     meaning
                                 results do not change, the steps get cheaper
 ``cache_gib``       2.0         memory budget of that cache
 ``loss_dice_``       0.0         weight of a soft Dice term on the final map added to CMPC's
-``weight``                      loss (not in the paper; :func:`cmseg.losses.dice_loss`)
+``weight``                      loss (not in the paper; :func:`cmseg.models.losses.dice_loss`)
 ``sentences_per_``  1           k > 1: a training item is an image with k of its sentences
 ``image``                       (drawn anew each epoch); the backbone runs once per image, so
                                 a batch of B images trains k B sentences for little more than
@@ -576,7 +576,8 @@ def _forward(model: nn.Module, batch: Mapping[str, Any]) -> Any:
 def _loss(
     output: Any, batch: Mapping[str, Any], *, reduction: str, dice_weight: float
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    from cmseg.losses import cmpc_loss, dice_loss
+    from cmseg.models.cmpc.loss import cmpc_loss
+    from cmseg.models.losses import dice_loss
 
     total, parts = cmpc_loss(output, batch["mask"], reduction=reduction)
     if dice_weight:

@@ -69,9 +69,9 @@ from cmseg.engine.prefetch import threaded_batches
 from cmseg.engine.tasks import TrainingSetup
 from cmseg.errors import ConfigError
 from cmseg.io import normalise_aux
-from cmseg.losses import XMSNET_SIDE_WEIGHTS, structure_loss, xmsnet_loss
 from cmseg.metrics.sod import CURVE_NAMES, NUM_LEVELS, SCALAR_NAMES, SODEvaluator
 from cmseg.models import build_model
+from cmseg.models.xmsnet.loss import XMSNET_SIDE_WEIGHTS, deep_supervision_loss, xmsnet_loss
 
 if TYPE_CHECKING:
     from cmseg.config import RunConfig
@@ -396,24 +396,6 @@ class SODValidator:
 def _forward(model: nn.Module, batch: Mapping[str, Any], *, zero_aux: bool) -> Any:
     aux = torch.zeros_like(batch["aux"]) if zero_aux else batch["aux"]
     return model(batch["image"], aux)
-
-
-def deep_supervision_loss(
-    outputs: Sequence[torch.Tensor], target: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Structure loss on every side output, weighted ``(i + 1) / n`` from coarse to fine.
-
-    The loss of models with another number of side outputs than XMSNet's seven (the FPN
-    early-fusion baseline has four); ``parts`` holds each unweighted term as ``s0`` ...
-    """
-    n = len(outputs)
-    total = outputs[-1].new_zeros(())
-    parts: dict[str, torch.Tensor] = {}
-    for i, side in enumerate(outputs):
-        loss = structure_loss(side, target)
-        parts[f"s{i}"] = loss.detach()
-        total = total + (i + 1) / n * loss
-    return total, parts
 
 
 def _loss(

@@ -61,7 +61,7 @@ class CMPCOutput:
 
     Attributes:
         final: ``B x 1 x h x w`` logits of the prediction (sigmoid for probabilities;
-            resize bilinearly to the input size, as :func:`cmseg.losses.cmpc_loss` does).
+            resize bilinearly to the input size, as :func:`cmseg.models.cmpc.cmpc_loss` does).
         levels: one ``B x 1 x h x w`` auxiliary logit map per visual level, finest first
             (c3, c4, c5), from the level features before the exchange.
         word_types: ``B x T x 4`` soft word types (entity, attribute, relation, unnecessary),
