@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from cmseg.errors import ConfigError, InputError
-from cmseg.models.convert import StateDictError, convert_pvt_v2_original, describe_mismatch
+from cmseg.models.weights import StateDictError, convert_pvt_v2_original, describe_mismatch
 
 __all__ = [
     "create_feature_pyramid",

@@ -1,5 +1,5 @@
 """CMPC: shapes, padding invariance, word types, the relation graph, ablations, gradients,
-the loss, the paper configuration's size and backbone weights."""
+the paper configuration's size and backbone weights."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from cmseg.models.cmpc import (
     spatial_coordinates,
 )
 from cmseg.models.cmpc.loss import cmpc_loss
-from cmseg.models.convert import StateDictError
 from cmseg.models.text import TextFeatures, Vocabulary
+from cmseg.models.weights import StateDictError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -54,7 +54,7 @@ def load_model_weights(
         InputError: missing or unexpected keys, or shapes that differ (counts and the first
             few keys of each kind, in one line naming ``source``).
     """
-    from cmseg.models.convert import load_strict
+    from cmseg.models.weights import load_strict
 
     load_strict(model, state_dict, source=str(source))
 

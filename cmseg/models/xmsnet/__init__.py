@@ -2,7 +2,8 @@
 
 An RGB image and a depth or thermal map in, the salient (or camouflaged) object out. The
 package reads in the paper's order, one file per component: ``fusion.py`` (2), ``decoder.py``
-(3), ``model.py`` (1, 4, 5), ``loss.py`` (6); everything is re-exported here.
+(3), ``model.py`` (1, 4, 5), ``loss.py`` (6), ``convert.py`` (7); everything is re-exported
+here.
 
 1. **Encoders.** Two separate (non-shared) feature pyramids, any timm ``features_only``
    backbone with levels at strides 4, 8, 16, 32 (PVT-v2-b5 in the paper). The one-channel
@@ -25,6 +26,9 @@ package reads in the paper's order, one file per component: ``fusion.py`` (2), `
 6. **Loss** (:func:`xmsnet_loss`): deep supervision of the seven outputs with the structure
    loss (:func:`structure_loss`) plus a cross-layer KL term between adjacent fine outputs
    (:func:`bernoulli_kl`); the model returns logits, the training wrapper adds the loss.
+7. **Official checkpoints** (:func:`convert_official_xmsnet`): a pure rename map from the
+   official state dict onto these modules, with shape checks; load the result with
+   :func:`cmseg.models.weights.load_strict`.
 
 Where the official code (Zongwei97/XMSNet, ``Code/lib/model_pvt.py``) departs from what it
 evidently means, cmseg builds the working version by default and keeps a flag that restores
@@ -61,6 +65,7 @@ Training needs a batch of 2 or more: the *pattern* branch applies BatchNorm to `
 channel descriptors (as in the official code).
 """
 
+from cmseg.models.xmsnet.convert import OFFICIAL_XMSNET_UNUSED, convert_official_xmsnet
 from cmseg.models.xmsnet.decoder import (
     CoarseDecoder,
     CoarseToFineDecoder,
@@ -116,4 +121,7 @@ __all__ = [
     "bernoulli_kl",
     "xmsnet_loss",
     "deep_supervision_loss",
+    # 7. Official checkpoints (convert.py)
+    "convert_official_xmsnet",
+    "OFFICIAL_XMSNET_UNUSED",
 ]
