@@ -15,7 +15,7 @@ What it does, on a laptop CPU in a few minutes (README "Quick start"):
      (``data.options.zero_aux``);
    * **early fusion** (``early_fusion_c2f_tiny``): RGB and depth concatenated into one
      4-channel encoder, followed by XMSNet's own coarse-to-fine decoder and trained with
-     XMSNet's loss (:class:`cmseg.models.baselines.EarlyFusionC2F`): the controlled ablation
+     XMSNet's loss (:class:`cmseg.models.xmsnet.baselines.EarlyFusionC2F`): the controlled ablation
      of what XMSNet adds, two encoders and the all-round attentive fusion;
 
 3. predicts the held-out split with clean and with corrupted depth through

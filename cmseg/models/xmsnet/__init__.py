@@ -2,8 +2,9 @@
 
 An RGB image and a depth or thermal map in, the salient (or camouflaged) object out. The
 package reads in the paper's order, one file per component: ``fusion.py`` (2), ``decoder.py``
-(3), ``model.py`` (1, 4, 5), ``loss.py`` (6), ``convert.py`` (7); everything is re-exported
-here.
+(3), ``model.py`` (1, 4, 5), ``loss.py`` (6), ``convert.py`` (7); all of it is re-exported
+here. ``baselines.py`` holds XMSNet's ablations (early fusion: RGB and aux into one encoder),
+imported from there (``MODELS["early_fusion_tiny"]``, ``MODELS["early_fusion_c2f_tiny"]``).
 
 1. **Encoders.** Two separate (non-shared) feature pyramids, any timm ``features_only``
    backbone with levels at strides 4, 8, 16, 32 (PVT-v2-b5 in the paper). The one-channel

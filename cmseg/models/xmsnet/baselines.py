@@ -1,14 +1,17 @@
-"""Baselines that the demo trains beside XMSNet.
+"""XMSNet's ablation baselines: early fusion (RGB + aux into one encoder), trained by the demo.
 
 :class:`EarlyFusionNet` is the naive way to use a second signal: concatenate it to the RGB
 image as a fourth input channel and run **one** encoder (timm's ``in_chans=4``), then decode
 with a light top-down (FPN-style) decoder. It has no modality-specific path, no attentive
 fusion and no cross-modal querying, which is exactly what XMSNet adds; comparing the two on
-clean and on corrupted aux maps shows what those parts buy.
+clean and on corrupted aux maps shows what those parts buy. :class:`EarlyFusionC2F` is the
+controlled ablation: the same single encoder in front of XMSNet's own coarse-to-fine decoder.
 
 The output convention is XMSNet's: ``model(rgb, aux)`` returns a list of logit maps at the
 input resolution, coarse to fine, the last one is the prediction, so the same training loss
-(deep supervision over the list) and the same predictor serve both.
+(deep supervision over the list: :func:`~cmseg.models.xmsnet.xmsnet_loss` for the seven
+outputs of :class:`EarlyFusionC2F`, :func:`~cmseg.models.xmsnet.deep_supervision_loss` for the
+four of :class:`EarlyFusionNet`) and the same predictor serve both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmseg.models.backbones import create_feature_pyramid, load_backbone_weights, read_state_dict
+from cmseg.models.layers import BasicConv2d
+from cmseg.models.xmsnet.decoder import CoarseDecoder, CoarseToFineDecoder, FineDecoder
 
 __all__ = [
     "EarlyFusionNet",
@@ -221,9 +226,6 @@ def build_early_fusion_c2f(
 ) -> EarlyFusionC2F:
     """Build :class:`EarlyFusionC2F` around any timm backbone (arguments as
     :func:`build_early_fusion`; ``channels`` and ``heads`` as XMSNet's)."""
-    from cmseg.models.layers import BasicConv2d
-    from cmseg.models.xmsnet.decoder import CoarseDecoder, CoarseToFineDecoder, FineDecoder
-
     timm_kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
     encoder = create_feature_pyramid(backbone, in_chans=4, **timm_kwargs)
     if backbone_weights is not None:
