@@ -92,6 +92,7 @@ from cmseg.models.cmpc.loss import cmpc_loss
 from cmseg.models.cmpc.model import (
     CMPC,
     CMPCOutput,
+    VisualLevel,
     build_cmpc,
     build_text_encoder,
     cmpc_backbone,
