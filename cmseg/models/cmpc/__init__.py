@@ -4,9 +4,9 @@ CVPR 2020), the official code's "Ours-Updated" variant.
 An image and a referring sentence in, the mask of the object the sentence names out. The
 package reads in the pipeline's order, one file per part: ``language.py`` (3),
 ``comprehension.py`` (2, 4-6), ``exchange.py`` (7-8), ``model.py`` (1, 9 and the builders),
-``loss.py`` (the objective); everything is re-exported here. C is the lateral/word width (1000 in the paper), D the fused
-width (500), R the MUTAN rank (5); maps are ``B x C x h x w`` at output stride 8 (40 x 40 for
-the paper's 320 x 320).
+``loss.py`` (the objective); everything is re-exported here. C is the lateral/word width
+(1000 in the paper), D the fused width (500), R the MUTAN rank (5); maps are ``B x C x h x w``
+at output stride 8 (40 x 40 for the paper's 320 x 320).
 
 1. **Backbone and laterals.** ResNet-101 stages 3-5 (c3 512, c4 1024, c5 2048 channels), all
    at stride 8 (res4 dilated by 2, res5 by 4); each level goes through a 1x1 conv to C and is

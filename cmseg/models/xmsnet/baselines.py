@@ -17,6 +17,7 @@ four of :class:`EarlyFusionNet`) and the same predictor serve both.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,8 @@ class TopDownDecoder(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(channels, 1, 1) for _ in in_channels)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Encoder levels (finest first) -> logits per level, coarsest first, at each level's size."""
+        """Encoder levels (finest first) -> logits per level, coarsest first, at each level's
+        size."""
         x: torch.Tensor | None = None
         logits = []
         for i in reversed(range(len(feats))):
@@ -169,7 +171,7 @@ def _extend_stem(
     return out
 
 
-def early_fusion_tiny(*, backbone: str | None = None, **kwargs) -> EarlyFusionNet:
+def early_fusion_tiny(*, backbone: str | None = None, **kwargs: Any) -> EarlyFusionNet:
     """The demo's configuration: a small timm backbone (default ``regnetx_002``), 32 channels."""
     return build_early_fusion(backbone or "regnetx_002", **{"channels": 32, **kwargs})
 
@@ -239,6 +241,6 @@ def build_early_fusion_c2f(
     return EarlyFusionC2F(encoder, projections, decoder)
 
 
-def early_fusion_c2f_tiny(*, backbone: str | None = None, **kwargs) -> EarlyFusionC2F:
+def early_fusion_c2f_tiny(*, backbone: str | None = None, **kwargs: Any) -> EarlyFusionC2F:
     """The size of :func:`~cmseg.models.xmsnet.xmsnet_tiny` (32 channels), one encoder."""
     return build_early_fusion_c2f(backbone or "regnetx_002", **{"channels": 32, **kwargs})
