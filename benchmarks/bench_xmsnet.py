@@ -4,7 +4,7 @@ For each model (``xmsnet_pvt_v2_b5``, the paper's configuration, and ``xmsnet_ti
 device (CPU, and CUDA when available) it prints the parameters, the forward GFLOPs of one
 image at ``--size`` (``torch.utils.flop_counter.FlopCounterMode``: one multiply-add counts 2
 FLOPs; GMACs = GFLOPs / 2, the unit many papers call "FLOPs"), training images/s (forward,
-:func:`cmseg.losses.xmsnet_loss`, backward, Adam step) and inference images/s
+:func:`cmseg.models.xmsnet.xmsnet_loss`, backward, Adam step) and inference images/s
 (``torch.inference_mode()``, ``channels_last``; on CUDA also under bf16 autocast).
 
 The paper configuration is heavy (2 x PVT-v2-b5, about 167 M parameters): on CPU it runs only
@@ -24,8 +24,8 @@ import torch
 from model_timing import parse_args, print_environment, seconds_per_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from cmseg.losses import xmsnet_loss
 from cmseg.models import build_model
+from cmseg.models.xmsnet.loss import xmsnet_loss
 
 # (train batch, inference batch, timed iterations) per model and device kind.
 PLANS: dict[tuple[str, str], tuple[int, int, int]] = {

@@ -39,7 +39,7 @@ def test_early_fusion_shapes_and_gradient(one_thread):
 
 
 def test_early_fusion_with_the_xmsnet_decoder(one_thread):
-    from cmseg.losses import xmsnet_loss
+    from cmseg.models.xmsnet.loss import xmsnet_loss
 
     torch.manual_seed(0)
     model = build_model("early_fusion_c2f_tiny", channels=8)

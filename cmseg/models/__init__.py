@@ -45,14 +45,14 @@ def _cmpc_tiny(**kwargs: Any) -> Any:
 
 def _early_fusion_tiny(**kwargs: Any) -> Any:
     """Naive early-fusion baseline (RGB + aux as 4 input channels of one encoder), demo size."""
-    from cmseg.models.baselines import early_fusion_tiny
+    from cmseg.models.xmsnet.baselines import early_fusion_tiny
 
     return early_fusion_tiny(**kwargs)
 
 
 def _early_fusion_c2f_tiny(**kwargs: Any) -> Any:
     """Early fusion (one 4-channel encoder) with XMSNet's decoder and outputs, demo size."""
-    from cmseg.models.baselines import early_fusion_c2f_tiny
+    from cmseg.models.xmsnet.baselines import early_fusion_c2f_tiny
 
     return early_fusion_c2f_tiny(**kwargs)
 

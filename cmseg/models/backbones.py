@@ -23,12 +23,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from cmseg.errors import ConfigError, InputError
-from cmseg.models.convert import StateDictError, convert_pvt_v2_original, describe_mismatch
+from cmseg.models.weights import StateDictError, convert_pvt_v2_original, describe_mismatch
 
 __all__ = [
     "create_feature_pyramid",
@@ -45,7 +46,7 @@ def create_feature_pyramid(
     *,
     strides: Sequence[int] = (4, 8, 16, 32),
     weights: str | os.PathLike[str] | None = None,
-    **timm_kwargs,
+    **timm_kwargs: Any,
 ) -> nn.Module:
     """A timm ``features_only`` backbone whose outputs are the levels at ``strides``.
 
@@ -234,7 +235,9 @@ def save_backbone_weights(
     for key, value in model.state_dict().items():
         plain_key = _plain_key(key, plain_keys)
         if plain_key is None:
-            raise ConfigError(f"backbone {name!r}: parameter {key!r} has no name in the plain timm model")
+            raise ConfigError(
+                f"backbone {name!r}: parameter {key!r} has no name in the plain timm model"
+            )
         state[plain_key] = value.detach().to("cpu").contiguous()
     with atomic_open(path, "wb") as handle:
         handle.write(save(state, metadata={"format": "pt", "timm_model": name}))

@@ -150,7 +150,9 @@ def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Ten
 
 
 @functools.lru_cache(maxsize=64)
-def _bilinear_matrix(size_in: int, size_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _bilinear_matrix(
+    size_in: int, size_out: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     dst = torch.arange(size_out, dtype=torch.float64)
     # PyTorch's half-pixel mapping for align_corners=False; sources left of the first
     # centre are clamped to it (no extrapolation)
@@ -166,7 +168,11 @@ def _bilinear_matrix(size_in: int, size_out: int, device: torch.device, dtype: t
 
 
 def bilinear_matrix(
-    size_in: int, size_out: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+    size_in: int,
+    size_out: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """The ``size_out x size_in`` matrix of 1-D bilinear resizing with ``align_corners=False``
     (no antialiasing): row i holds the two weights of output sample i; rows sum to 1.

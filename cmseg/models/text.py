@@ -143,7 +143,9 @@ class Vocabulary:
         ids = [self.ids.get(w, self.ids[UNK]) for w in tokenize(sentence)[:max_len]]
         return ids or [self.ids[UNK]]
 
-    def batch(self, sentences: Sequence[str], max_len: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, sentences: Sequence[str], max_len: int = 20
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids B x L int64, lengths B int64)``, right-padded with ``<pad>`` (0)."""
         encoded = [self.encode(s, max_len) for s in sentences]
         length = max((len(e) for e in encoded), default=1)
@@ -187,7 +189,9 @@ def load_glove(
                 if width is None:
                     width = len(parts) - 1
                 if len(parts) < width + 1:
-                    raise InputError(path, f"line {number}: {len(parts) - 1} values, expected {width}")
+                    raise InputError(
+                        path, f"line {number}: {len(parts) - 1} values, expected {width}"
+                    )
                 word = " ".join(parts[: len(parts) - width])
                 index = wanted.get(word, wanted.get(word.lower()))
                 if index is None or (index in found and word != vocab.words[index]):
@@ -244,7 +248,8 @@ class LSTMTextEncoder(nn.Module):
         if embeddings is not None:
             if tuple(embeddings.shape) != (len(vocab), embed_dim):
                 raise ConfigError(
-                    f"embeddings are {tuple(embeddings.shape)}, expected ({len(vocab)}, {embed_dim})"
+                    f"embeddings are {tuple(embeddings.shape)}, "
+                    f"expected ({len(vocab)}, {embed_dim})"
                 )
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
@@ -292,7 +297,9 @@ class HFTextEncoder(nn.Module):
         InputError: the directory is missing or does not hold a model and tokenizer.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, freeze: bool = True, max_len: int = 20) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, freeze: bool = True, max_len: int = 20
+    ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -341,7 +348,11 @@ class HFTextEncoder(nn.Module):
         # An empty sentence still has its special tokens ([CLS] [SEP], <bos> <eos>): never an
         # all-False mask row.
         tokens = self.tokenizer(
-            list(sentences), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
+            list(sentences),
+            padding=True,
+            truncation=True,
+            max_length=self.max_len,
+            return_tensors="pt",
         ).to(device)
         context = torch.no_grad() if self.freeze else torch.enable_grad()
         with context:

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from cmseg.errors import ConfigError, InputError
 from cmseg.models.backbones import create_feature_pyramid, load_backbone_weights, read_state_dict
-from cmseg.models.convert import StateDictError
+from cmseg.models.weights import StateDictError
 
 
 def _timm_layout_key(feature_key: str) -> str:

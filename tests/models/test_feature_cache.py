@@ -39,7 +39,9 @@ def _frozen() -> CountingPyramid:
 
 def test_cached_features_equal_the_module_and_are_computed_once():
     module, cache = _frozen(), FeatureCache()
-    a, b, c = (torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(3))
+    a, b, c = (
+        torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(3)
+    )
     first = cache(module, torch.cat([a, b]))
     assert module.images_seen == 2 and (cache.hits, cache.misses, len(cache)) == (0, 2, 2)
     # a again (from memory), c new, a third time within the batch

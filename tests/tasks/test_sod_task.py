@@ -173,7 +173,7 @@ def test_training_setup_from_the_tiny_config(synth, tmp_path):
 
 def test_models_with_other_side_outputs_get_deep_supervision(synth, tmp_path):
     """The FPN early-fusion baseline (4 side outputs) trains through the same task."""
-    from cmseg.losses import structure_loss
+    from cmseg.models.xmsnet.loss import structure_loss
 
     cfg = tiny_config(synth, tmp_path, "model.name=early_fusion_tiny", "model.backbone=regnetx_002")
     setup = build_sod_training(cfg)

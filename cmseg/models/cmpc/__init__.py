@@ -3,10 +3,10 @@ CVPR 2020), the official code's "Ours-Updated" variant.
 
 An image and a referring sentence in, the mask of the object the sentence names out. The
 package reads in the pipeline's order, one file per part: ``language.py`` (3),
-``comprehension.py`` (2, 4-6), ``exchange.py`` (7-8), ``model.py`` (1, 9 and the builders);
-everything is re-exported here. C is the lateral/word width (1000 in the paper), D the fused
-width (500), R the MUTAN rank (5); maps are ``B x C x h x w`` at output stride 8 (40 x 40 for
-the paper's 320 x 320).
+``comprehension.py`` (2, 4-6), ``exchange.py`` (7-8), ``model.py`` (1, 9 and the builders),
+``loss.py`` (the objective); everything is re-exported here. C is the lateral/word width
+(1000 in the paper), D the fused width (500), R the MUTAN rank (5); maps are ``B x C x h x w``
+at output stride 8 (40 x 40 for the paper's 320 x 320).
 
 1. **Backbone and laterals.** ResNet-101 stages 3-5 (c3 512, c4 1024, c5 2048 channels), all
    at stride 8 (res4 dilated by 2, res5 by 4); each level goes through a 1x1 conv to C and is
@@ -35,7 +35,7 @@ the paper's 320 x 320).
 8. **Fusion.** A ConvLSTM (1x1 kernel, layer-normalised gates, peepholes, no bias, forget bias
    1) reads c3, c4, c5; a 3x3 conv scores its last hidden state (:class:`ConvLSTMFusion`).
 9. :class:`CMPC` returns :class:`CMPCOutput` (final and per-level logits at stride 8, word
-   types); the loss is :func:`cmseg.losses.cmpc_loss` (0.7 final + 0.1 per level, BCE on
+   types); the loss is :func:`cmpc_loss` (``loss.py``: 0.7 final + 0.1 per level, BCE on
    logits resized to the mask). ``forward(images, sentences)`` is
    ``segment(encode_image(images), sentences)``: the image half (backbone, laterals) can be
    cached and shared by many sentences.
@@ -88,9 +88,11 @@ from cmseg.models.cmpc.exchange import (
     GlobalVector,
 )
 from cmseg.models.cmpc.language import WORD_TYPES, WordTypeClassifier, sentence_vectors
+from cmseg.models.cmpc.loss import cmpc_loss
 from cmseg.models.cmpc.model import (
     CMPC,
     CMPCOutput,
+    VisualLevel,
     build_cmpc,
     build_text_encoder,
     cmpc_backbone,
@@ -128,4 +130,6 @@ __all__ = [
     "build_cmpc",
     "cmpc_resnet101",
     "cmpc_tiny",
+    # The loss (loss.py)
+    "cmpc_loss",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class CMPCOutput:
 
     Attributes:
         final: ``B x 1 x h x w`` logits of the prediction (sigmoid for probabilities;
-            resize bilinearly to the input size, as :func:`cmseg.losses.cmpc_loss` does).
+            resize bilinearly to the input size, as :func:`cmseg.models.cmpc.cmpc_loss` does).
         levels: one ``B x 1 x h x w`` auxiliary logit map per visual level, finest first
             (c3, c4, c5), from the level features before the exchange.
         word_types: ``B x T x 4`` soft word types (entity, attribute, relation, unnecessary),
@@ -392,7 +392,7 @@ def build_cmpc(
     )
 
 
-def cmpc_resnet101(*, backbone: str | None = None, **kwargs) -> CMPC:
+def cmpc_resnet101(*, backbone: str | None = None, **kwargs: Any) -> CMPC:
     """The paper's configuration: ResNet-101 at stride 8, C = 1000, D = 500, R = 5, frozen BN.
 
     107.3 M parameters without the text encoder (42.5 M backbone + 64.8 M head); the LSTM
@@ -403,7 +403,7 @@ def cmpc_resnet101(*, backbone: str | None = None, **kwargs) -> CMPC:
     return build_cmpc(backbone or "resnet101", **{**defaults, **kwargs})
 
 
-def cmpc_tiny(*, backbone: str | None = None, **kwargs) -> CMPC:
+def cmpc_tiny(*, backbone: str | None = None, **kwargs: Any) -> CMPC:
     """A small configuration for CPU tests and the demo (128 px inputs -> 16 x 16 maps).
 
     ResNet-18 at stride 8, C = 64, D = 32, R = 5, 32-wide word embeddings, trainable BN.

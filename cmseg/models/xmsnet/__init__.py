@@ -2,7 +2,9 @@
 
 An RGB image and a depth or thermal map in, the salient (or camouflaged) object out. The
 package reads in the paper's order, one file per component: ``fusion.py`` (2), ``decoder.py``
-(3), ``model.py`` (1, 4, 5); everything is re-exported here.
+(3), ``model.py`` (1, 4, 5), ``loss.py`` (6), ``convert.py`` (7); all of it is re-exported
+here. ``baselines.py`` holds XMSNet's ablations (early fusion: RGB and aux into one encoder),
+imported from there (``MODELS["early_fusion_tiny"]``, ``MODELS["early_fusion_c2f_tiny"]``).
 
 1. **Encoders.** Two separate (non-shared) feature pyramids, any timm ``features_only``
    backbone with levels at strides 4, 8, 16, 32 (PVT-v2-b5 in the paper). The one-channel
@@ -19,9 +21,15 @@ package reads in the paper's order, one file per component: ``fusion.py`` (2), `
    transposed (channel) attention; a fine path merges the results top-down.
 4. :class:`XMSNet` assembles them: ``forward(rgb, aux)`` returns seven logit maps at the input
    resolution, coarse strides 32, 16, 8, 4 then fine strides 16, 8, 4; the last is the
-   prediction. Losses are in :mod:`cmseg.losses` (``xmsnet_loss``).
+   prediction.
 5. Builders: :func:`build_xmsnet`, :func:`xmsnet_pvt_v2_b5` (the paper) and
    :func:`xmsnet_tiny` (PVT-v2-b0, 32 channels: CPU tests and the demo).
+6. **Loss** (:func:`xmsnet_loss`): deep supervision of the seven outputs with the structure
+   loss (:func:`structure_loss`) plus a cross-layer KL term between adjacent fine outputs
+   (:func:`bernoulli_kl`); the model returns logits, the training wrapper adds the loss.
+7. **Official checkpoints** (:func:`convert_official_xmsnet`): a pure rename map from the
+   official state dict onto these modules, with shape checks; load the result with
+   :func:`cmseg.models.weights.load_strict`.
 
 Where the official code (Zongwei97/XMSNet, ``Code/lib/model_pvt.py``) departs from what it
 evidently means, cmseg builds the working version by default and keeps a flag that restores
@@ -58,6 +66,7 @@ Training needs a batch of 2 or more: the *pattern* branch applies BatchNorm to `
 channel descriptors (as in the official code).
 """
 
+from cmseg.models.xmsnet.convert import OFFICIAL_XMSNET_UNUSED, convert_official_xmsnet
 from cmseg.models.xmsnet.decoder import (
     CoarseDecoder,
     CoarseToFineDecoder,
@@ -74,6 +83,14 @@ from cmseg.models.xmsnet.fusion import (
     ProportionMode,
     RegionAttention,
     proportion_weights,
+)
+from cmseg.models.xmsnet.loss import (
+    XMSNET_SIDE_WEIGHTS,
+    bernoulli_kl,
+    boundary_weight,
+    deep_supervision_loss,
+    structure_loss,
+    xmsnet_loss,
 )
 from cmseg.models.xmsnet.model import XMSNet, build_xmsnet, xmsnet_pvt_v2_b5, xmsnet_tiny
 
@@ -98,4 +115,14 @@ __all__ = [
     "build_xmsnet",
     "xmsnet_pvt_v2_b5",
     "xmsnet_tiny",
+    # 6. The loss (loss.py)
+    "XMSNET_SIDE_WEIGHTS",
+    "structure_loss",
+    "boundary_weight",
+    "bernoulli_kl",
+    "xmsnet_loss",
+    "deep_supervision_loss",
+    # 7. Official checkpoints (convert.py)
+    "convert_official_xmsnet",
+    "OFFICIAL_XMSNET_UNUSED",
 ]

@@ -6,6 +6,7 @@ See :mod:`cmseg.models.xmsnet` for the architecture and the official-code quirks
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -143,11 +144,11 @@ def build_xmsnet(
     return XMSNet(encoders[0], encoders[1], fusion, decoder)
 
 
-def xmsnet_pvt_v2_b5(*, backbone: str | None = None, **kwargs) -> XMSNet:
+def xmsnet_pvt_v2_b5(*, backbone: str | None = None, **kwargs: Any) -> XMSNet:
     """The paper's configuration: two PVT-v2-b5 encoders, 64 channels (167.1 M parameters)."""
     return build_xmsnet(backbone or "pvt_v2_b5", **{"channels": 64, **kwargs})
 
 
-def xmsnet_tiny(*, backbone: str | None = None, **kwargs) -> XMSNet:
+def xmsnet_tiny(*, backbone: str | None = None, **kwargs: Any) -> XMSNet:
     """A small configuration for CPU tests and the demo: PVT-v2-b0 encoders, 32 channels."""
     return build_xmsnet(backbone or "pvt_v2_b0", **{"channels": 32, **kwargs})

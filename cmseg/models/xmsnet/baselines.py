@@ -1,25 +1,31 @@
-"""Baselines that the demo trains beside XMSNet.
+"""XMSNet's ablation baselines: early fusion (RGB + aux into one encoder), trained by the demo.
 
 :class:`EarlyFusionNet` is the naive way to use a second signal: concatenate it to the RGB
 image as a fourth input channel and run **one** encoder (timm's ``in_chans=4``), then decode
 with a light top-down (FPN-style) decoder. It has no modality-specific path, no attentive
 fusion and no cross-modal querying, which is exactly what XMSNet adds; comparing the two on
-clean and on corrupted aux maps shows what those parts buy.
+clean and on corrupted aux maps shows what those parts buy. :class:`EarlyFusionC2F` is the
+controlled ablation: the same single encoder in front of XMSNet's own coarse-to-fine decoder.
 
 The output convention is XMSNet's: ``model(rgb, aux)`` returns a list of logit maps at the
 input resolution, coarse to fine, the last one is the prediction, so the same training loss
-(deep supervision over the list) and the same predictor serve both.
+(deep supervision over the list: :func:`~cmseg.models.xmsnet.xmsnet_loss` for the seven
+outputs of :class:`EarlyFusionC2F`, :func:`~cmseg.models.xmsnet.deep_supervision_loss` for the
+four of :class:`EarlyFusionNet`) and the same predictor serve both.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cmseg.models.backbones import create_feature_pyramid, load_backbone_weights, read_state_dict
+from cmseg.models.layers import BasicConv2d
+from cmseg.models.xmsnet.decoder import CoarseDecoder, CoarseToFineDecoder, FineDecoder
 
 __all__ = [
     "EarlyFusionNet",
@@ -59,7 +65,8 @@ class TopDownDecoder(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(channels, 1, 1) for _ in in_channels)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Encoder levels (finest first) -> logits per level, coarsest first, at each level's size."""
+        """Encoder levels (finest first) -> logits per level, coarsest first, at each level's
+        size."""
         x: torch.Tensor | None = None
         logits = []
         for i in reversed(range(len(feats))):
@@ -164,7 +171,7 @@ def _extend_stem(
     return out
 
 
-def early_fusion_tiny(*, backbone: str | None = None, **kwargs) -> EarlyFusionNet:
+def early_fusion_tiny(*, backbone: str | None = None, **kwargs: Any) -> EarlyFusionNet:
     """The demo's configuration: a small timm backbone (default ``regnetx_002``), 32 channels."""
     return build_early_fusion(backbone or "regnetx_002", **{"channels": 32, **kwargs})
 
@@ -221,9 +228,6 @@ def build_early_fusion_c2f(
 ) -> EarlyFusionC2F:
     """Build :class:`EarlyFusionC2F` around any timm backbone (arguments as
     :func:`build_early_fusion`; ``channels`` and ``heads`` as XMSNet's)."""
-    from cmseg.models.layers import BasicConv2d
-    from cmseg.models.xmsnet.decoder import CoarseDecoder, CoarseToFineDecoder, FineDecoder
-
     timm_kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
     encoder = create_feature_pyramid(backbone, in_chans=4, **timm_kwargs)
     if backbone_weights is not None:
@@ -237,6 +241,6 @@ def build_early_fusion_c2f(
     return EarlyFusionC2F(encoder, projections, decoder)
 
 
-def early_fusion_c2f_tiny(*, backbone: str | None = None, **kwargs) -> EarlyFusionC2F:
+def early_fusion_c2f_tiny(*, backbone: str | None = None, **kwargs: Any) -> EarlyFusionC2F:
     """The size of :func:`~cmseg.models.xmsnet.xmsnet_tiny` (32 channels), one encoder."""
     return build_early_fusion_c2f(backbone or "regnetx_002", **{"channels": 32, **kwargs})

@@ -1,9 +1,10 @@
-"""Training losses (models return logits; the losses live here, DESIGN §3).
+"""XMSNet's training losses (models return logits; the losses live beside them, DESIGN §3).
 
 XMSNet's objective (:func:`xmsnet_loss`) is deep supervision of seven side outputs with the
 F3Net structure loss (:func:`structure_loss`) plus a cross-layer consistency term between
 adjacent fine outputs (:func:`bernoulli_kl`). Two departures from the official ``train.py``,
-both because the official code does not do what it says (``official=True`` restores it):
+both because the official code does not do what it says (``official=True`` restores it; in
+a run, ``data.options.loss_official=true`` of the sod task):
 
 * **Weighted BCE.** The official call passes ``reduce='none'``, a legacy argument that is
   truthy, so ``binary_cross_entropy_with_logits`` returns the scalar mean and the
@@ -15,21 +16,17 @@ both because the official code does not do what it says (``official=True`` resto
   Bernoulli distributions ``sigmoid(S_a)`` and ``sigmoid(S_b)``, averaged over pixels (the
   official ``batchmean`` would sum over some 10^5 pixels and swamp the other terms).
 
-CMPC's objective (:func:`cmpc_loss`) is sigmoid BCE on the final and the three per-level
-logit maps, resized to the mask, weighted 0.7 and 0.1 each.
+:func:`deep_supervision_loss` is the loss of XMSNet's ablation baselines with another number
+of side outputs (the FPN early-fusion baseline of :mod:`cmseg.models.xmsnet.baselines` has
+four): the structure loss on every side output, weighted from coarse to fine.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
-from cmseg.models.layers import resize_bilinear
-
-if TYPE_CHECKING:
-    from cmseg.models.cmpc import CMPCOutput
 
 __all__ = [
     "structure_loss",
@@ -37,8 +34,7 @@ __all__ = [
     "bernoulli_kl",
     "xmsnet_loss",
     "XMSNET_SIDE_WEIGHTS",
-    "cmpc_loss",
-    "dice_loss",
+    "deep_supervision_loss",
 ]
 
 XMSNET_SIDE_WEIGHTS: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 0.3, 0.6, 0.9)
@@ -168,73 +164,28 @@ def xmsnet_loss(
     return total, parts
 
 
-def cmpc_loss(
-    output: CMPCOutput,
-    target: torch.Tensor,
-    *,
-    final_weight: float = 0.7,
-    level_weight: float = 0.1,
-    reduction: Literal["mean", "sum"] = "mean",
+def deep_supervision_loss(
+    outputs: Sequence[torch.Tensor], target: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """CMPC's training objective: ``0.7 L(final) + 0.1 sum_l L(level_l)``.
+    """Structure loss on every side output, weighted ``(i + 1) / n`` from coarse to fine.
 
-    ``L`` is sigmoid binary cross-entropy on the logits resized bilinearly
-    (``align_corners=False``) to the target's size, as the official code computes it on the
-    logits upsampled to 320 x 320.
-
-    Args:
-        output: :class:`~cmseg.models.cmpc.CMPCOutput` (``final`` and ``levels``,
-            ``B x 1 x h x w`` logits each).
-        target: ``B x 1 x H x W`` mask in [0, 1].
-        final_weight: weight of the final map (0.7).
-        level_weight: weight of each level's map (0.1).
-        reduction: ``"mean"`` (default): BCE averaged over pixels and the batch, so the
-            loss's scale, and with it the right learning rate and the balance against
-            weight decay, does not depend on the image size. ``"sum"``: the official
-            ``weighed_logistic_loss``, summed over the pixels of each image and averaged over
-            the batch (about ``H W`` = 1e5 times larger at 320 x 320).
-
-    Returns:
-        ``(total, parts)``: the scalar loss and its detached, unweighted parts ``final`` and
-        ``c3``, ``c4``, ``c5`` (one per level, finest first).
-    """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
-    final = output.final
-    if target.ndim != 4 or target.shape[1] != 1 or target.shape[0] != final.shape[0]:
-        raise ValueError(f"target {tuple(target.shape)} does not match logits {tuple(final.shape)}")
-    target = target.to(final.dtype)
-
-    def bce(logits: torch.Tensor) -> torch.Tensor:
-        logits = resize_bilinear(logits, target.shape[-2:])  # a no-op at the target's size
-        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        return loss.mean() if reduction == "mean" else loss.sum(dim=(1, 2, 3)).mean()
-
-    parts = {"final": bce(final)}
-    total = final_weight * parts["final"]
-    for i, logits in enumerate(output.levels):
-        parts[f"c{i + 3}"] = bce(logits)
-        total = total + level_weight * parts[f"c{i + 3}"]
-    return total, {name: value.detach() for name, value in parts.items()}
-
-
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
-    """Soft Dice loss ``1 - (2 sum p t + smooth) / (sum p + sum t + smooth)`` per sample,
-    averaged over the batch; ``p = sigmoid(logits)`` resized bilinearly to the target.
-
-    Not part of CMPC: an optional extra term (``data.options.loss_dice_weight`` of the ris
-    task) that counters the background's share of the pixels when an object covers a few
-    percent of the image, so that foreground predictions appear early in short runs.
+    The loss of models with another number of side outputs than XMSNet's seven (the FPN
+    early-fusion baseline has four); ``parts`` holds each unweighted term as ``s0`` ...
 
     Args:
-        logits: ``B x 1 x h x w``.
-        target: ``B x 1 x H x W`` in [0, 1].
-        smooth: added to both sides (an empty target and an empty prediction give 0 loss).
+        outputs: ``n`` logit maps, ``B x 1 x H x W`` each, coarse to fine (the last is the
+            prediction).
+        target: ``B x 1 x H x W`` ground truth in [0, 1].
 
     Returns:
-        Scalar in [0, 1).
+        ``(total, parts)``: the scalar loss (>= 0) and its detached, unweighted parts
+        ``s0`` ... ``s{n-1}``.
     """
-    p = resize_bilinear(logits, target.shape[-2:]).sigmoid().flatten(1)
-    t = target.to(p.dtype).flatten(1)
-    overlap = (p * t).sum(dim=1)
-    return (1 - (2 * overlap + smooth) / (p.sum(dim=1) + t.sum(dim=1) + smooth)).mean()
+    n = len(outputs)
+    total = outputs[-1].new_zeros(())
+    parts: dict[str, torch.Tensor] = {}
+    for i, side in enumerate(outputs):
+        loss = structure_loss(side, target)
+        parts[f"s{i}"] = loss.detach()
+        total = total + (i + 1) / n * loss
+    return total, parts
