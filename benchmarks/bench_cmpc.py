@@ -9,7 +9,7 @@ when available) it prints:
   FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (one multiply-add = 2 FLOPs);
 * training images/s (forward, :func:`cmseg.models.cmpc.cmpc_loss`, backward, Adam step);
 * inference images/s (one sentence per image, ``inference_mode``, ``channels_last``);
-* through :class:`cmseg.engine.predictors.RISPredictor`: the time of the first sentence on a
+* through :class:`cmseg.predictors.RISPredictor`: the time of the first sentence on a
   new image (``set_image`` + ``predict``) and of every further sentence (``predict`` on the
   cached features), and their ratio: the reference measured in the same run.
 
@@ -28,7 +28,7 @@ import torch
 from model_timing import parse_args, print_environment, seconds_per_call, sync
 from torch.utils.flop_counter import FlopCounterMode
 
-from cmseg.engine.predictors import RISPredictor
+from cmseg.predictors import RISPredictor
 from cmseg.models import build_model
 from cmseg.models.cmpc.loss import cmpc_loss
 from cmseg.models.text import Vocabulary

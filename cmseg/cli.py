@@ -194,12 +194,15 @@ def _add_predict(p: argparse.ArgumentParser, common: argparse.ArgumentParser) ->
     flags and answers "not built yet"."""
     from cmseg.tasks import TASKS
 
-    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    tasks = p.add_subparsers(
+        dest="task", metavar="TASK", required=True,
+        help="the task the checkpoint solves; 'cmseg predict TASK --help' lists its flags",
+    )  # fmt: skip
     for name, task in TASKS.items():
         if not task.built("predict"):
             sub = tasks.add_parser(name, help=f"{task.title} (not built yet)", parents=[common])
-            sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            sub.set_defaults(handler=_run_predict)
+            # any flags: the handler answers "not built yet" (main() lets them through)
+            sub.set_defaults(handler=_run_predict, accepts_any_flags=True)
             continue
         command = task.require("predict")
         sub = tasks.add_parser(
@@ -353,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cmseg.logs import setup_logging
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_any_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     verbose, quiet, debug = (getattr(args, k, False) for k in ("verbose", "quiet", "debug"))
     setup_logging(1 if verbose else -1 if quiet else 0)
     handler: Callable[[argparse.Namespace], int] = args.handler

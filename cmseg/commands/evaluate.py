@@ -61,7 +61,8 @@ def _options(args: argparse.Namespace, adapter: EvalAdapter) -> dict[str, Any]:
             continue
         if option not in adapter.options:
             takers = [t for t, (_, hook) in evaluation_targets().items() if option in hook.load().options]
-            raise CmsegError(f"{flag} applies to {', '.join(takers) or 'no target'} only, not {args.task}")
+            which = " and ".join(takers) or "no"
+            raise CmsegError(f"{flag} applies to the {which} task{'s' if len(takers) > 1 else ''} only")
         options[option] = value
     return options
 

@@ -47,14 +47,14 @@ def reduce_evaluator(local: E, new: Callable[[], E]) -> E:
 def combine_sets(per_set: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Metrics of several validation sets as one dict.
 
-    One set: its metrics (counts dropped). Several: each metric's plain name is the mean over
-    the sets, and ``<set>/<metric>`` holds every set's own value (counts included there).
+    One set: its metrics. Several: each metric's plain name is the mean over the sets (counts
+    such as ``num_items`` are not averaged), and ``<set>/<metric>`` holds every set's own value.
     """
     if not per_set:
         return {}
     first = next(iter(per_set.values()))
     if len(per_set) == 1:
-        return {k: float(v) for k, v in first.items() if k not in COUNT_KEYS}
+        return {k: float(v) for k, v in first.items()}
     names = [k for k in first if k not in COUNT_KEYS]
     metrics = {k: float(np.mean([m[k] for m in per_set.values()])) for k in names}
     for name, values in per_set.items():

@@ -113,7 +113,7 @@ def test_cmpc_with_a_cached_backbone_gives_the_same_loss_and_gradients():
 
 
 def test_ris_option_needs_a_frozen_backbone(tmp_path):
-    from cmseg.tasks.ris import RISOptions
+    from cmseg.tasks.ris.options import RISOptions
 
     with pytest.raises(ConfigError, match="needs data.options.freeze_backbone"):
         RISOptions.from_config({"cache_backbone_features": True})

@@ -70,7 +70,7 @@ def test_a_toy_task_trains_predicts_evaluates_and_demos_through_the_cli(toy, tmp
     table = (demo / "table.md").read_text()
     assert "toy net" in table
     entry = json.loads((demo / "results.json").read_text())["methods"]["toy"]
-    assert entry["steps"] == 40 and entry["results"]["metrics"]["mIoU"] > 0.9
+    assert entry["steps"] == 100 and entry["results"]["metrics"]["mIoU"] > 0.9
 
 
 def test_the_toy_task_is_listed_where_tasks_are_listed(toy, capsys):
