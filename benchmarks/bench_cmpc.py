@@ -28,10 +28,10 @@ import torch
 from model_timing import parse_args, print_environment, seconds_per_call, sync
 from torch.utils.flop_counter import FlopCounterMode
 
-from cmseg.predictors import RISPredictor
 from cmseg.models import build_model
 from cmseg.models.cmpc.loss import cmpc_loss
 from cmseg.models.text import Vocabulary
+from cmseg.predictors import RISPredictor
 
 SENTENCES = [
     "the small red circle to the left of the blue star",

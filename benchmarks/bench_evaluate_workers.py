@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from cmseg.engine.evaluate import evaluate_folders
-from cmseg.tasks import load_evaluation
 from cmseg.io import write_png
+from cmseg.tasks import load_evaluation
 
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]])
 

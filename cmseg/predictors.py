@@ -13,7 +13,11 @@ cheap, the class (and torch) is imported when first used.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and linters; at run time, __getattr__ imports lazily
+    from cmseg.tasks.ris.predictor import RISPredictor
+    from cmseg.tasks.sod.predictor import SODPredictor
 
 __all__ = ["SODPredictor", "RISPredictor"]
 

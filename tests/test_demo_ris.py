@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from cmseg.commands.demo import run_demo
-from cmseg.tasks.ris.demo import BACKBONE, HELD_OUT, METHODS, demo_config
 from cmseg.config import load_config, to_dict
 from cmseg.models.cmpc import cmpc_backbone
+from cmseg.tasks.ris.demo import BACKBONE, HELD_OUT, METHODS, demo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cmseg.engine.evaluate import evaluate_folders
-from cmseg.tasks import load_evaluation
 from cmseg.errors import CmsegError, InputError
 from cmseg.io import read_grey, write_png
+from cmseg.tasks import load_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])

@@ -16,10 +16,10 @@ import torch
 from cmseg.cli import main
 from cmseg.config import RunConfig, load_config, to_dict
 from cmseg.engine.checkpoint import save_checkpoint
-from cmseg.predictors import SODPredictor
 from cmseg.errors import InputError
 from cmseg.io import read_grey, write_png
 from cmseg.models import build_model
+from cmseg.predictors import SODPredictor
 from cmseg.tasks.sod.process import final_logits, postprocess, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -105,7 +105,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         reports.append(report)
 
     protocol = reports[0].result["protocol"]
-    columns = adapter.columns(protocol)
+    columns = adapter.columns_for(protocol)
     results = {r.name: r.result for r in reports}
     header, rows = table_rows(columns, results)
     print(f"{args.task} ({protocol} protocol)")

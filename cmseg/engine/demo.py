@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from cmseg.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from cmseg.config import RunConfig
+    from cmseg.config import RunConfig, TrainConfig
     from cmseg.engine.training_setup import TrainingSetup
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "DemoRun",
     "DemoReport",
     "DemoRecipe",
+    "keep_setup",
+    "demo_train_config",
     "InMemory",
     "env_int",
     "prepare_out",
@@ -170,6 +172,27 @@ class DemoReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def keep_setup(setup: TrainingSetup, context: Any) -> TrainingSetup:
+    """The default ``adapt``: the training run as the task built it."""
+    return setup
+
+
+def demo_train_config(steps: int, seed: int, device: str) -> TrainConfig:
+    """The ``train`` section of every demo run: ``steps`` steps, no validation or intermediate
+    checkpoints (the demo scores the held-out data itself), no TensorBoard."""
+    from cmseg.config import TrainConfig
+
+    return TrainConfig(
+        max_steps=steps,
+        seed=seed,
+        device=device,
+        log_every=max(1, min(50, steps)),
+        eval_every=0,
+        checkpoint_every=0,
+        tensorboard=False,
+    )
+
+
 @dataclass(frozen=True)
 class DemoRecipe:
     """A task's ``cmseg demo``: the parts that differ from task to task.
@@ -184,13 +207,14 @@ class DemoRecipe:
         prepare: ``prepare(run) -> context``: writes the data (and anything the methods
             share) and returns a mutable object the other hooks receive.
         config: ``config(key, run, context) -> RunConfig`` of one method.
-        adapt: ``adapt(setup, context) -> setup``: changes the built training run before it
-            trains (e.g. an in-memory copy of the training set shared by the methods).
         score: ``score(key, checkpoint, run, context) -> entry``: predicts and scores the
             held-out data with the trained checkpoint; ``entry["results"]`` holds the scores,
             other keys describe the model (``params``...).
         describe: ``describe(entry) -> str``: the headline scores for the log line.
         report: ``report(run, context, entries) -> DemoReport``.
+        adapt: ``adapt(setup, context) -> setup``: changes the built training run before it
+            trains, e.g. an in-memory copy of the training set shared by the methods (default:
+            unchanged).
     """
 
     task: str
@@ -202,10 +226,10 @@ class DemoRecipe:
     min_samples: int
     prepare: Callable[[DemoRun], Any]
     config: Callable[[str, DemoRun, Any], RunConfig]
-    adapt: Callable[[TrainingSetup, Any], TrainingSetup]
     score: Callable[[str, Path, DemoRun, Any], dict[str, Any]]
     describe: Callable[[Mapping[str, Any]], str]
     report: Callable[[DemoRun, Any, Mapping[str, Mapping[str, Any]]], DemoReport]
+    adapt: Callable[[TrainingSetup, Any], TrainingSetup] = keep_setup
 
 
 def _train_one(

@@ -114,7 +114,7 @@ def evaluate_folders(
         CmsegError: on problems (unless ``allow_missing``) or a bad protocol name.
     """
     pred, gt = Path(pred), Path(gt)
-    protocol = protocol or adapter.choose_protocol(gt)
+    protocol = protocol or adapter.protocol_for(gt)
     if protocol not in adapter.protocols:
         raise CmsegError(f"unknown protocol {protocol!r} for {adapter.name}; choose one of {', '.join(adapter.protocols)}")
     options = dict(options or {})
@@ -156,7 +156,7 @@ def _run(
             unreadable += bad
             notes += tolerated
         return total, unreadable, notes
-    context = _worker_context(type(adapter).__module__)
+    context = _worker_context(getattr(adapter.score, "__module__", None) or "cmseg.io")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_score_chunk, adapter, protocol, options, chunk, allow_missing) for chunk in chunks]
         # Merge in submission order, not completion order: the sums then run in the same

@@ -20,17 +20,25 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cmseg.errors import CmsegError, InputError
 from cmseg.io import write_png
 from cmseg.logs import progress
 
-__all__ = ["PredictItem", "Outcome", "PredictCommand", "run_prediction", "shown"]
+__all__ = [
+    "PredictItem",
+    "Outcome",
+    "PredictCommand",
+    "keep_items",
+    "nothing_to_finish",
+    "run_prediction",
+    "shown",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,52 +84,47 @@ class Outcome:
     record: Any = None
 
 
-class PredictCommand(Protocol):
+def keep_items(predictor: Any, items: list[PredictItem], args: argparse.Namespace) -> list[PredictItem]:
+    """The default ``prepare``: the items as collected."""
+    return items
+
+
+def nothing_to_finish(args: argparse.Namespace, written: Sequence[Outcome]) -> None:
+    """The default ``finish``: nothing after the files are written."""
+
+
+@dataclass(frozen=True)
+class PredictCommand:
     """The task part of ``cmseg predict TASK`` (module docstring).
 
     Attributes:
         help: one line for ``cmseg predict --help``.
         unit: what an item is, for messages (``image``, ``sentence``).
         batch_unit: what ``--batch-size`` counts (``images``, ``sentences``).
+        add_arguments: ``add_arguments(parser)`` adds the task's flags (its inputs); the
+            driver adds ``--checkpoint``, ``--out``, ``--batch-size``, ``--device`` and
+            ``--skip-existing``.
+        collect: ``collect(args) -> [PredictItem]``: every item the flags describe, checked
+            without reading images or importing torch; raises ``InputError`` /
+            ``ConfigError`` (one line) on missing files and bad flags.
+        load: ``load(args) -> predictor`` of ``args.checkpoint`` on ``args.device``.
+        predict: ``predict(predictor, items, args) -> iterator of Outcome``, one per item in
+            any order; a bad input is an outcome with an ``error``, not an exception.
+        prepare: ``prepare(predictor, items, args) -> items`` as this checkpoint predicts
+            them, checked against what it needs (default: unchanged).
+        finish: ``finish(args, written)`` after every file is written, e.g. an index of the
+            outputs (default: nothing).
     """
 
     help: str
     unit: str
     batch_unit: str
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add the task's flags (its inputs); the driver adds ``--checkpoint``, ``--out``,
-        ``--batch-size``, ``--device`` and ``--skip-existing``."""
-        ...
-
-    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
-        """Every item the flags describe, checked without reading images or torch.
-
-        Raises:
-            InputError, ConfigError: missing files, bad flags (one line).
-        """
-        ...
-
-    def load(self, args: argparse.Namespace) -> Any:
-        """The predictor of ``args.checkpoint`` on ``args.device``."""
-        ...
-
-    def prepare(
-        self, predictor: Any, items: list[PredictItem], args: argparse.Namespace
-    ) -> list[PredictItem]:
-        """The items as this checkpoint predicts them (checked against what it needs)."""
-        ...
-
-    def predict(
-        self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
-    ) -> Iterator[Outcome]:
-        """One :class:`Outcome` per item, in any order; a bad input is an outcome with an
-        ``error``, not an exception."""
-        ...
-
-    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
-        """After every file is written (e.g. an index of the outputs)."""
-        ...
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    collect: Callable[[argparse.Namespace], list[PredictItem]]
+    load: Callable[[argparse.Namespace], Any]
+    predict: Callable[[Any, Sequence[PredictItem], argparse.Namespace], Iterator[Outcome]]
+    prepare: Callable[[Any, list[PredictItem], argparse.Namespace], list[PredictItem]] = keep_items
+    finish: Callable[[argparse.Namespace, Sequence[Outcome]], None] = nothing_to_finish
 
 
 def _check_outputs(items: Sequence[PredictItem], out: Path, unit: str) -> None:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"em": {"adp": 1}}`` -> ``{"em.adp": 1}``; lists (curves) are left out."""
     flat: dict[str, Any] = {}

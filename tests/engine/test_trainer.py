@@ -1,20 +1,19 @@
 import csv
+import dataclasses
 import logging
+import types
 
 import pytest
 import torch
 from engine_toy import RandomSet, TinyNet, bce_loss, make_trainer
 
 from cmseg.config import OptimConfig, RunConfig, ScheduleConfig, load_config
-import dataclasses
-import types
-
-from cmseg.engine.training_setup import TrainingSetup
-from cmseg.tasks import TASKS
 from cmseg.engine.checkpoint import load_checkpoint, load_resume_state
 from cmseg.engine.distributed import resolve_device
 from cmseg.engine.trainer import ModelEMA, TrainingDiverged
+from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError, InputError, NotBuiltError
+from cmseg.tasks import TASKS
 
 SGD = OptimConfig(name="sgd", lr=0.1, momentum=0.0)
 CONSTANT = ScheduleConfig(name="constant")

@@ -15,11 +15,11 @@ from cmseg.config import RunConfig, load_config
 from cmseg.data.synthetic import write_synthetic
 from cmseg.data.transforms import ResizePad, pad_placement
 from cmseg.engine.checkpoint import load_checkpoint
-from cmseg.predictors import RISPredictor
 from cmseg.engine.trainer import Trainer
 from cmseg.errors import ConfigError, InputError
 from cmseg.io import read_image, read_mask
 from cmseg.metrics.masks import RISEvaluator
+from cmseg.predictors import RISPredictor
 from cmseg.tasks import TASKS
 from cmseg.tasks.ris.data import open_split
 from cmseg.tasks.ris.model import parameter_groups

@@ -5,13 +5,12 @@ evaluates and demos through the real CLI; nothing else knows it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+import toy_task
 import yaml
 
-import toy_task
 from cmseg.cli import built_commands, main
 from cmseg.config import RunConfig, load_config
 from cmseg.errors import ConfigError

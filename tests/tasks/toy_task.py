@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from cmseg.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
-from cmseg.data.pairing import Pairing, index_by_stem, pair_files, require_dir
+from cmseg.data.pairing import index_by_stem, require_dir
 from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun
-from cmseg.engine.eval_adapter import Job
-from cmseg.engine.prediction import Outcome, PredictItem
+from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs
+from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem
 from cmseg.io import read_grey, read_mask, write_png
 from cmseg.tasks.base import Hook, Task
 
@@ -112,7 +112,11 @@ def build_training(cfg: RunConfig) -> Any:
 
 class ToyPredictor:
     def __init__(self, checkpoint: str, device: str) -> None:
-        from cmseg.engine.inference import InferenceRuntime, load_model_weights, load_task_checkpoint
+        from cmseg.engine.inference import (
+            InferenceRuntime,
+            load_model_weights,
+            load_task_checkpoint,
+        )
         from cmseg.engine.model_building import build_from_section
 
         ckpt = load_task_checkpoint(checkpoint, "toy")
@@ -129,73 +133,51 @@ class ToyPredictor:
         return (logits[0, 0] >= 0).cpu().numpy()
 
 
-class ToyPredictCommand:
-    help = "masks of the bright object"
-    unit = "image"
-    batch_unit = "images"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--input", required=True, help="a folder of grey images")
-
-    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
-        images = index_by_stem(require_dir(Path(args.input), "input"))
-        return [PredictItem(stem, (path,), payload=path) for stem, path in sorted(images.items())]
-
-    def load(self, args: argparse.Namespace) -> ToyPredictor:
-        return ToyPredictor(args.checkpoint, args.device)
-
-    def prepare(self, predictor: Any, items: list[PredictItem], args: argparse.Namespace) -> list[PredictItem]:
-        return items
-
-    def predict(self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
-        for item in items:
-            mask = predictor.predict(read_grey(item.payload))
-            yield Outcome(item, files={Path(args.out) / f"{item.name}.png": mask})
-
-    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
-        return None
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="a folder of grey images")
 
 
-PREDICT = ToyPredictCommand()
+def _collect(args: argparse.Namespace) -> list[PredictItem]:
+    images = index_by_stem(require_dir(Path(args.input), "input"))
+    return [PredictItem(stem, (path,), payload=path) for stem, path in sorted(images.items())]
+
+
+def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+    for item in items:
+        mask = predictor.predict(read_grey(item.payload))
+        yield Outcome(item, files={Path(args.out) / f"{item.name}.png": mask})
+
+
+PREDICT = PredictCommand(
+    help="masks of the bright object", unit="image", batch_unit="images",
+    add_arguments=_add_arguments, collect=_collect,
+    load=lambda args: ToyPredictor(args.checkpoint, args.device), predict=_predict,
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
 # evaluate
 
 
-class ToyAdapter:
-    name = "toy"
-    protocols = ("iou",)
-    default_protocol = "iou"
-    chunk_size = 4
-    options: frozenset[str] = frozenset()
+def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
+    from cmseg.metrics.masks import RISEvaluator
 
-    def choose_protocol(self, gt: Path) -> str:
-        return "iou"
-
-    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
-        return pair_files(require_dir(pred, "prediction"), require_dir(gt, "ground-truth"))
-
-    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> Any:
-        from cmseg.metrics.masks import RISEvaluator
-
-        return RISEvaluator()
-
-    def score(self, evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-        evaluator.update(read_mask(job.pred), read_mask(job.gt), name=job.key)
-        return []
-
-    def summarise(self, evaluator: Any, protocol: str) -> dict[str, Any]:
-        return {"num_items": len(evaluator), "metrics": evaluator.compute()}
-
-    def columns(self, protocol: str) -> list[tuple[str, str]]:
-        return [("mIoU", "mIoU")]
-
-    def plot(self, results: Mapping[str, Any], protocol: str, out_dir: Path) -> list[Path]:
-        return []
+    return RISEvaluator()
 
 
-ADAPTER = ToyAdapter()
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+    evaluator.update(read_mask(job.pred), read_mask(job.gt), name=job.key)
+    return []
+
+
+def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
+    return {"num_items": len(evaluator), "metrics": evaluator.compute()}
+
+
+ADAPTER = EvalAdapter(
+    "toy", ("iou",), collect=flat_pairs, new_evaluator=_new_evaluator, score=_score,
+    summarise=_summarise, columns=[("mIoU", "mIoU")], chunk_size=4,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,7 +208,7 @@ def _config(key: str, run: DemoRun, ctx: _Context) -> RunConfig:
     )  # fmt: skip
 
 
-def _score(key: str, checkpoint: Path, run: DemoRun, ctx: _Context) -> dict[str, Any]:
+def _demo_score(key: str, checkpoint: Path, run: DemoRun, ctx: _Context) -> dict[str, Any]:
     from cmseg.engine.evaluate import evaluate_folders
 
     predictor = ToyPredictor(str(checkpoint), "cpu")
@@ -247,8 +229,7 @@ RECIPE = DemoRecipe(
     min_samples=2,
     prepare=_prepare,
     config=_config,
-    adapt=lambda setup, ctx: setup,
-    score=_score,
+    score=_demo_score,
     describe=lambda entry: f"mIoU {entry['results']['metrics']['mIoU']:.3f}",
     report=lambda run, ctx, entries: DemoReport(
         "toy demo",

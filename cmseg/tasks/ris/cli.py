@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from cmseg.engine.prediction import Outcome, PredictItem
+from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem
 from cmseg.errors import CmsegError, ConfigError, InputError
 from cmseg.io import IMAGE_EXTENSIONS, atomic_open, check_file, read_image
 
-__all__ = ["Query", "command_line_queries", "dataset_queries", "RISPredictCommand", "PREDICT"]
+__all__ = ["Query", "command_line_queries", "dataset_queries", "PREDICT"]
 
 log = logging.getLogger(__name__)
 
@@ -191,89 +191,76 @@ def _queries(args: argparse.Namespace) -> list[Query]:
     return command_line_queries(args.input, sentences)
 
 
-class RISPredictCommand:
-    """``cmseg predict ris`` (module docstring)."""
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image", "--input", dest="input", action="append", required=True,
+        metavar="FILE_OR_DIR",
+        help="image file(s) (with --sentence), a .jsonl file, or a REFER root (with --split)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sentence", action="append", default=None,
+        help="referring sentence (repeatable): every sentence is segmented in every image",
+    )  # fmt: skip
+    group = parser.add_argument_group("datasets")
+    group.add_argument("--split", default=None, help="the REFER split to predict (val, testA...)")
+    group.add_argument(
+        "--dataset", default=None,
+        help="refcoco, refcoco+, refcocog or refclef (default: the checkpoint's)",
+    )  # fmt: skip
+    group.add_argument(
+        "--split-by", default=None, help="unc, umd, google or berkeley (default: the checkpoint's)"
+    )
+    group.add_argument(
+        "--gt-out", default=None, metavar="DIR",
+        help="also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'",
+    )  # fmt: skip
+    group.add_argument("--overlay", action="store_true", help="also write overlays for dataset inputs")
 
-    help = "masks of the objects that sentences refer to"
-    unit = "sentence"
-    batch_unit = "sentences"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--image", "--input", dest="input", action="append", required=True,
-            metavar="FILE_OR_DIR",
-            help="image file(s) (with --sentence), a .jsonl file, or a REFER root (with --split)",
-        )  # fmt: skip
-        parser.add_argument(
-            "--sentence", action="append", default=None,
-            help="referring sentence (repeatable): every sentence is segmented in every image",
-        )  # fmt: skip
-        group = parser.add_argument_group("datasets")
-        group.add_argument("--split", default=None, help="the REFER split to predict (val, testA...)")
-        group.add_argument(
-            "--dataset", default=None,
-            help="refcoco, refcoco+, refcocog or refclef (default: the checkpoint's)",
-        )  # fmt: skip
-        group.add_argument(
-            "--split-by", default=None,
-            help="unc, umd, google or berkeley (default: the checkpoint's)",
-        )  # fmt: skip
-        group.add_argument(
-            "--gt-out", default=None, metavar="DIR",
-            help="also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'",
-        )  # fmt: skip
-        group.add_argument(
-            "--overlay", action="store_true", help="also write overlays for dataset inputs"
-        )
+def _collect(args: argparse.Namespace) -> list[PredictItem]:
+    return [PredictItem(q.name, (q.image,), payload=q) for q in _queries(args)]
 
-    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
-        return [PredictItem(q.name, (q.image,), payload=q) for q in _queries(args)]
 
-    def load(self, args: argparse.Namespace) -> Any:
-        from cmseg.tasks.ris.predictor import RISPredictor
+def _load(args: argparse.Namespace) -> Any:
+    from cmseg.tasks.ris.predictor import RISPredictor
 
-        predictor = RISPredictor.from_checkpoint(args.checkpoint, device=args.device)
-        predictor.max_sentences = max(1, int(args.batch_size))
-        return predictor
+    predictor = RISPredictor.from_checkpoint(args.checkpoint, device=args.device)
+    predictor.max_sentences = max(1, int(args.batch_size))
+    return predictor
 
-    def prepare(
-        self, predictor: Any, items: list[PredictItem], args: argparse.Namespace
-    ) -> list[PredictItem]:
-        if args.gt_out is not None:
-            Path(args.gt_out).mkdir(parents=True, exist_ok=True)
-        return items
 
-    def predict(
-        self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
-    ) -> Iterator[Outcome]:
-        from cmseg.viz import overlay_mask
+def _outcome(q: Query, item: PredictItem, image: Any, mask: Any, args: argparse.Namespace) -> Outcome:
+    """The mask, its overlay and ground truth as asked, and the index row of one sentence."""
+    from cmseg.viz import overlay_mask
 
-        out = Path(args.out)
-        gt_out = Path(args.gt_out) if args.gt_out else None
-        overlays = _overlays(args)
-        for group in _by_image(items):
-            try:
-                image = read_image(group[0].payload.image)
-                predictor.set_image(image)
-                masks = predictor.predict_sentences([it.payload.sentence for it in group])
-            except CmsegError as err:
-                for item in group:
-                    yield Outcome(item, error=str(err))
-                continue
-            for item, mask in zip(group, masks, strict=True):
-                q: Query = item.payload
-                files: dict[Path, Any] = {out / f"{q.name}.png": mask}
-                if overlays:
-                    files[out / f"{q.name}_overlay.png"] = overlay_mask(image, mask)
-                if gt_out is not None and q.gt is not None:
-                    files[gt_out / f"{q.name}.png"] = np.asarray(q.gt(), dtype=bool)
-                row = {"id": q.name, "image": str(q.image.resolve()), "sentence": q.sentence,
-                       "mask": f"{q.name}.png"}  # fmt: skip
-                yield Outcome(item, files=files, record=row)
-            predictor.reset_image()
+    out = Path(args.out)
+    files: dict[Path, Any] = {out / f"{q.name}.png": mask}
+    if _overlays(args):
+        files[out / f"{q.name}_overlay.png"] = overlay_mask(image, mask)
+    if args.gt_out and q.gt is not None:
+        files[Path(args.gt_out) / f"{q.name}.png"] = np.asarray(q.gt(), dtype=bool)
+    row = {"id": q.name, "image": str(q.image.resolve()), "sentence": q.sentence, "mask": f"{q.name}.png"}
+    return Outcome(item, files=files, record=row)
 
-    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
-        _write_index(Path(args.out) / "predictions.jsonl", [o.record for o in written])
+
+def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+    """Image by image: the image encoded once, then all its sentences."""
+    for group in _by_image(items):
+        try:
+            image = read_image(group[0].payload.image)
+            predictor.set_image(image)
+            masks = predictor.predict_sentences([it.payload.sentence for it in group])
+        except CmsegError as err:
+            for item in group:
+                yield Outcome(item, error=str(err))
+            continue
+        for item, mask in zip(group, masks, strict=True):
+            yield _outcome(item.payload, item, image, mask, args)
+        predictor.reset_image()
+
+
+def _finish(args: argparse.Namespace, written: Sequence[Outcome]) -> None:
+    _write_index(Path(args.out) / "predictions.jsonl", [o.record for o in written])
 
 
 def _write_index(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -293,4 +280,8 @@ def _write_index(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-PREDICT = RISPredictCommand()
+PREDICT = PredictCommand(
+    help="masks of the objects that sentences refer to", unit="sentence",
+    batch_unit="sentences", add_arguments=_add_arguments, collect=_collect, load=_load,
+    predict=_predict, finish=_finish,
+)  # fmt: skip

@@ -69,9 +69,8 @@ from cmseg.config import (
     OptimConfig,
     RunConfig,
     ScheduleConfig,
-    TrainConfig,
 )
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory
+from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory, demo_train_config
 from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
@@ -171,15 +170,7 @@ def demo_config(
         ),
         optim=OptimConfig(name="adam", lr=LEARNING_RATE),
         schedule=ScheduleConfig(name="poly", power=0.9, warmup_steps=min(WARMUP_STEPS, max(0, steps - 1))),
-        train=TrainConfig(
-            max_steps=steps,
-            seed=seed,
-            device=device,
-            log_every=max(1, min(50, steps)),
-            eval_every=0,
-            checkpoint_every=0,
-            tensorboard=False,
-        ),
+        train=demo_train_config(steps, seed, device),
     )
 
 
@@ -361,17 +352,8 @@ def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]
 
 
 RECIPE = DemoRecipe(
-    task="ris",
-    methods={key: name for key, (name, _) in METHODS.items()},
-    default_out="runs/demo_ris",
-    owned=OWNED,
-    steps=STEPS,
-    samples=IMAGES,
-    min_samples=10,
-    prepare=_prepare,
-    config=_config,
-    adapt=_adapt,
-    score=_score,
-    describe=_describe,
+    task="ris", methods={key: name for key, (name, _) in METHODS.items()},
+    default_out="runs/demo_ris", owned=OWNED, steps=STEPS, samples=IMAGES, min_samples=10,
+    prepare=_prepare, config=_config, adapt=_adapt, score=_score, describe=_describe,
     report=_report,
-)
+)  # fmt: skip

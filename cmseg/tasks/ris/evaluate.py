@@ -7,17 +7,14 @@ A prediction of another size than its ground truth is resized to it (nearest nei
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cmseg.data.pairing import Pairing, pair_files, require_dir
-from cmseg.engine.eval_adapter import Job, keyed, resize_to_shape
+from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs, keyed, resize_to_shape
 from cmseg.io import read_mask
 
-__all__ = ["RISAdapter", "ADAPTER", "COLUMNS"]
+__all__ = ["ADAPTER", "COLUMNS"]
 
 #: Columns shown first (the validation metrics of training, too).
 COLUMNS = [
@@ -26,47 +23,26 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-class RISAdapter:
-    """The evaluation of the ``ris`` task (module docstring)."""
+def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
+    from cmseg.metrics.masks import RISEvaluator
 
-    name = "ris"
-    protocols = ("lavt", "cris", "mttr")
-    default_protocol = "lavt"
-    chunk_size = 32
-    options: frozenset[str] = frozenset()
-
-    def choose_protocol(self, gt: Path) -> str:
-        return self.default_protocol
-
-    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
-        return pair_files(require_dir(pred, "prediction"), require_dir(gt, "ground-truth"))
-
-    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> Any:
-        from cmseg.metrics.masks import RISEvaluator
-
-        return RISEvaluator(convention=protocol)
-
-    def score(self, evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-        pred, gt = read_mask(job.pred), read_mask(job.gt)
-        if pred.shape != gt.shape:
-            pred = resize_to_shape(pred.astype(np.uint8), gt.shape, nearest=True).astype(bool)
-        evaluator.update(pred, gt, name=job.key)
-        return []
-
-    def summarise(self, evaluator: Any, protocol: str) -> dict[str, Any]:
-        return {
-            "num_items": len(evaluator),
-            "metrics": evaluator.compute(),
-            "per_item": keyed(evaluator.per_item(), "name"),
-        }
-
-    def columns(self, protocol: str) -> list[tuple[str, str]]:
-        return COLUMNS
-
-    def plot(
-        self, results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
-    ) -> list[Path]:
-        return []
+    return RISEvaluator(convention=protocol)
 
 
-ADAPTER = RISAdapter()
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+    pred, gt = read_mask(job.pred), read_mask(job.gt)
+    if pred.shape != gt.shape:
+        pred = resize_to_shape(pred.astype(np.uint8), gt.shape, nearest=True).astype(bool)
+    evaluator.update(pred, gt, name=job.key)
+    return []
+
+
+def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
+    per_item = keyed(evaluator.per_item(), "name")
+    return {"num_items": len(evaluator), "metrics": evaluator.compute(), "per_item": per_item}
+
+
+ADAPTER = EvalAdapter(
+    "ris", ("lavt", "cris", "mttr"), collect=flat_pairs, new_evaluator=_new_evaluator,
+    score=_score, summarise=_summarise, columns=COLUMNS, chunk_size=32,
+)  # fmt: skip

@@ -6,12 +6,13 @@
 
 With no protocol named, indexed ground truth is scored with ``davis`` and expression folders
 with ``ytvos``. A prediction frame of another size than its ground truth is resized to it
-(nearest neighbour). :class:`VOSAdapter` also serves ``fsrvos`` (the same layouts, CMA's
+(nearest neighbour). :func:`vos_adapter` also serves ``fsrvos`` (the same layouts, CMA's
 boundary tolerance).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from cmseg.data.pairing import Pairing, index_by_stem, index_subfolders, pair_by_key, require_dir
-from cmseg.engine.eval_adapter import Job, resize_to_shape
+from cmseg.engine.eval_adapter import EvalAdapter, Job, resize_to_shape
 from cmseg.errors import InputError
 from cmseg.io import read_grey, read_index_mask, read_mask
 
-__all__ = ["VOSAdapter", "ADAPTER", "COLUMNS"]
+__all__ = ["vos_adapter", "ADAPTER", "COLUMNS"]
 
 COLUMNS = [
     ("J&F", "J&F"), ("J.mean", "J-M"), ("J.recall", "J-R"), ("J.decay", "J-D"),
@@ -61,106 +62,98 @@ def _units(root: Path, expression_layout: bool) -> dict[str, Path]:
     return found
 
 
-class VOSAdapter:
+def choose_protocol(gt: Path) -> str:
+    """davis for indexed ``<video>/<frame>.png`` ground truth, else ytvos."""
+    return "ytvos" if is_expression_layout(require_dir(gt, "ground-truth")) else "davis"
+
+
+def collect(pred: Path, gt: Path, protocol: str) -> Pairing:
+    """Pair the videos (davis) or the expressions of each video (mevis, ytvos) by name."""
+    pred, gt = require_dir(pred, "prediction"), require_dir(gt, "ground-truth")
+    expression_layout = is_expression_layout(gt)
+    if protocol == "davis" and expression_layout:
+        raise InputError(
+            gt,
+            "the davis protocol expects <video>/<frame>.png indexed masks, "
+            "found <video>/<expression>/ folders",
+        )
+    if protocol != "davis" and not expression_layout:
+        raise InputError(
+            gt, f"the {protocol} protocol expects <video>/<expression_id>/<frame>.png binary masks"
+        )
+    return pair_by_key(_units(pred, expression_layout), _units(gt, expression_layout))
+
+
+def new_evaluator(protocol: str, options: dict[str, Any], *, default_bound_th: float) -> Any:
+    """A :class:`~cmseg.metrics.vos.VOSEvaluator`; ``bound_th`` (option) defaults to the
+    task's tolerance, as a fraction of the image diagonal (< 1) or in pixels (>= 1)."""
+    from cmseg.metrics.vos import VOSEvaluator
+
+    return VOSEvaluator(protocol, bound_th=options.get("bound_th", default_bound_th))
+
+
+def _read_gt(frames: Mapping[str, Path], protocol: str) -> np.ndarray:
+    """The ground-truth frames stacked ``(T, H, W)``; every frame must have one size."""
+    read = read_index_mask if protocol == "davis" else read_mask
+    gts = [read(path) for path in frames.values()]
+    shape = gts[0].shape
+    for stem, g in zip(frames, gts, strict=True):
+        if g.shape != shape:
+            raise InputError(frames[stem], f"frame size {g.shape} differs from the video's {shape}")
+    return np.stack(gts)
+
+
+def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+    """Score one video or expression: every annotated frame, a missing prediction frame
+    scored as empty only with ``allow_missing``."""
+    gt_frames = index_by_stem(job.gt)
+    if not gt_frames:
+        raise InputError(job.gt, "no annotated frames")
+    pred_frames = index_by_stem(job.pred)
+    missing = [stem for stem in gt_frames if stem not in pred_frames]
+    if missing and not allow_missing:
+        raise InputError(job.pred, f"{len(missing)} frame(s) without prediction, e.g. {missing[0]}")
+    gts = _read_gt(gt_frames, protocol)
+    preds = []
+    for stem in gt_frames:
+        if stem not in pred_frames:  # only with allow_missing: scored as an empty prediction
+            preds.append(np.zeros(gts.shape[1:], dtype=gts.dtype))
+            continue
+        p = _read_pred_frame(pred_frames[stem], protocol)
+        if p.shape != gts.shape[1:]:
+            p = resize_to_shape(p.astype(np.uint8), gts.shape[1:], nearest=True)
+        preds.append(p)
+    try:
+        evaluator.update(np.stack(preds), gts, job.key)
+    except ValueError as err:
+        raise InputError(job.pred, str(err)) from None
+    if missing:
+        return [
+            f"{job.pred}: {len(missing)} frame(s) without prediction scored as empty, "
+            f"e.g. {missing[0]}"
+        ]
+    return []
+
+
+def summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
+    per_sequence = evaluator.per_sequence()
+    return {"num_items": len(per_sequence), "metrics": evaluator.compute(), "per_sequence": per_sequence}
+
+
+def vos_adapter(name: str, default_bound_th: float) -> EvalAdapter:
     """The evaluation of a referring-video task (module docstring).
 
     Args:
         name: the task (``rvos`` or ``fsrvos``).
-        default_bound_th: the boundary tolerance of F when ``bound_th`` is not given, as a
-            fraction of the image diagonal (< 1) or in pixels (>= 1).
+        default_bound_th: the boundary tolerance of F when ``bound_th`` is not given.
     """
-
-    protocols = ("davis", "mevis", "ytvos")
-    default_protocol = "davis"
-    chunk_size = 1  # a job is a whole video or expression
-    options = frozenset({"bound_th"})
-
-    def __init__(self, name: str, default_bound_th: float) -> None:
-        self.name = name
-        self.default_bound_th = default_bound_th
-
-    def choose_protocol(self, gt: Path) -> str:
-        """davis for indexed ``<video>/<frame>.png`` ground truth, else ytvos."""
-        return "ytvos" if is_expression_layout(require_dir(gt, "ground-truth")) else "davis"
-
-    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
-        pred, gt = require_dir(pred, "prediction"), require_dir(gt, "ground-truth")
-        expression_layout = is_expression_layout(gt)
-        if protocol == "davis" and expression_layout:
-            raise InputError(
-                gt,
-                "the davis protocol expects <video>/<frame>.png indexed masks, "
-                "found <video>/<expression>/ folders",
-            )
-        if protocol != "davis" and not expression_layout:
-            raise InputError(
-                gt, f"the {protocol} protocol expects <video>/<expression_id>/<frame>.png binary masks"
-            )
-        return pair_by_key(_units(pred, expression_layout), _units(gt, expression_layout))
-
-    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> Any:
-        from cmseg.metrics.vos import VOSEvaluator
-
-        return VOSEvaluator(protocol, bound_th=options.get("bound_th", self.default_bound_th))
-
-    def score(self, evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-        gt_frames = index_by_stem(job.gt)
-        if not gt_frames:
-            raise InputError(job.gt, "no annotated frames")
-        pred_frames = index_by_stem(job.pred)
-        missing = [stem for stem in gt_frames if stem not in pred_frames]
-        if missing and not allow_missing:
-            raise InputError(
-                job.pred, f"{len(missing)} frame(s) without prediction, e.g. {missing[0]}"
-            )
-        gts = self._read_gt(gt_frames, protocol)
-        preds = []
-        for stem in gt_frames:
-            if stem not in pred_frames:  # only with allow_missing: scored as an empty prediction
-                preds.append(np.zeros(gts.shape[1:], dtype=gts.dtype))
-                continue
-            p = _read_pred_frame(pred_frames[stem], protocol)
-            if p.shape != gts.shape[1:]:
-                p = resize_to_shape(p.astype(np.uint8), gts.shape[1:], nearest=True)
-            preds.append(p)
-        try:
-            evaluator.update(np.stack(preds), gts, job.key)
-        except ValueError as err:
-            raise InputError(job.pred, str(err)) from None
-        if missing:
-            return [
-                f"{job.pred}: {len(missing)} frame(s) without prediction scored as empty, "
-                f"e.g. {missing[0]}"
-            ]
-        return []
-
-    @staticmethod
-    def _read_gt(frames: Mapping[str, Path], protocol: str) -> np.ndarray:
-        """The ground-truth frames stacked ``(T, H, W)``; every frame must have one size."""
-        read = read_index_mask if protocol == "davis" else read_mask
-        gts = [read(path) for path in frames.values()]
-        shape = gts[0].shape
-        for stem, g in zip(frames, gts, strict=True):
-            if g.shape != shape:
-                raise InputError(frames[stem], f"frame size {g.shape} differs from the video's {shape}")
-        return np.stack(gts)
-
-    def summarise(self, evaluator: Any, protocol: str) -> dict[str, Any]:
-        per_sequence = evaluator.per_sequence()
-        return {
-            "num_items": len(per_sequence),
-            "metrics": evaluator.compute(),
-            "per_sequence": per_sequence,
-        }
-
-    def columns(self, protocol: str) -> list[tuple[str, str]]:
-        return COLUMNS
-
-    def plot(
-        self, results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
-    ) -> list[Path]:
-        return []
+    return EvalAdapter(
+        name, ("davis", "mevis", "ytvos"), collect=collect,
+        new_evaluator=functools.partial(new_evaluator, default_bound_th=default_bound_th),
+        score=score, summarise=summarise, columns=COLUMNS, chunk_size=1,  # a job is a video
+        options=frozenset({"bound_th"}), choose_protocol=choose_protocol,
+    )  # fmt: skip
 
 
 #: The DAVIS toolkit's boundary tolerance (0.008 of the diagonal).
-ADAPTER = VOSAdapter("rvos", default_bound_th=0.008)
+ADAPTER = vos_adapter("rvos", default_bound_th=0.008)

@@ -5,15 +5,14 @@ literature (MTTR, ReferFormer, SOC) reports them (:class:`cmseg.metrics.coco.A2D
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cmseg.data.pairing import Pairing
-from cmseg.engine.eval_adapter import Job, keyed
+from cmseg.engine.eval_adapter import EvalAdapter, Job, keyed
 from cmseg.errors import InputError
 
-__all__ = ["A2DAdapter", "ADAPTER"]
+__all__ = ["ADAPTER", "COLUMNS"]
 
 
 class _A2DRun:
@@ -26,50 +25,38 @@ class _A2DRun:
         self.evaluator = other.evaluator or self.evaluator
 
 
-class A2DAdapter:
-    """The ``a2d`` evaluation target (module docstring): one job, the two JSON files."""
-
-    name = "a2d"
-    protocols = ("a2d",)
-    default_protocol = "a2d"
-    chunk_size = 1
-    options: frozenset[str] = frozenset()
-
-    def choose_protocol(self, gt: Path) -> str:
-        return "a2d"
-
-    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
-        for path, what in ((pred, "prediction"), (gt, "ground-truth")):
-            if not path.is_file():
-                raise InputError(path, f"{what} must be a COCO-format JSON file")
-        return Pairing(pairs=[("results", pred, gt)])
-
-    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> _A2DRun:
-        return _A2DRun()
-
-    def score(self, evaluator: _A2DRun, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-        from cmseg.metrics.coco import A2DEvaluator
-
-        evaluator.evaluator = A2DEvaluator(job.gt)
-        evaluator.evaluator.update(job.pred)
-        return []
-
-    def summarise(self, evaluator: _A2DRun, protocol: str) -> dict[str, Any]:
-        ev = evaluator.evaluator
-        per_item = keyed(ev.per_item(), "image_id")
-        return {"num_items": len(per_item), "metrics": ev.compute(), "per_item": per_item}
-
-    def columns(self, protocol: str) -> list[tuple[str, str]]:
-        return [
-            ("mAP", "mAP"), ("AP50", "AP50"), ("AP75", "AP75"), ("AP_S", "AP_S"),
-            ("AP_M", "AP_M"), ("AP_L", "AP_L"), ("oIoU", "oIoU"), ("mIoU", "mIoU"),
-            ("P@0.5", "P@0.5"), ("P@0.9", "P@0.9"),
-        ]  # fmt: skip
-
-    def plot(
-        self, results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
-    ) -> list[Path]:
-        return []
+def _collect(pred: Path, gt: Path, protocol: str) -> Pairing:
+    for path, what in ((pred, "prediction"), (gt, "ground-truth")):
+        if not path.is_file():
+            raise InputError(path, f"{what} must be a COCO-format JSON file")
+    return Pairing(pairs=[("results", pred, gt)])
 
 
-ADAPTER = A2DAdapter()
+def _new_evaluator(protocol: str, options: dict[str, Any]) -> _A2DRun:
+    return _A2DRun()
+
+
+def _score(evaluator: _A2DRun, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+    from cmseg.metrics.coco import A2DEvaluator
+
+    evaluator.evaluator = A2DEvaluator(job.gt)
+    evaluator.evaluator.update(job.pred)
+    return []
+
+
+def _summarise(evaluator: _A2DRun, protocol: str) -> dict[str, Any]:
+    ev = evaluator.evaluator
+    per_item = keyed(ev.per_item(), "image_id")
+    return {"num_items": len(per_item), "metrics": ev.compute(), "per_item": per_item}
+
+
+COLUMNS = [
+    ("mAP", "mAP"), ("AP50", "AP50"), ("AP75", "AP75"), ("AP_S", "AP_S"), ("AP_M", "AP_M"),
+    ("AP_L", "AP_L"), ("oIoU", "oIoU"), ("mIoU", "mIoU"), ("P@0.5", "P@0.5"), ("P@0.9", "P@0.9"),
+]  # fmt: skip
+
+#: One job: the two JSON files.
+ADAPTER = EvalAdapter(
+    "a2d", ("a2d",), collect=_collect, new_evaluator=_new_evaluator, score=_score,
+    summarise=_summarise, columns=COLUMNS, chunk_size=1,
+)  # fmt: skip

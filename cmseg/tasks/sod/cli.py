@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from cmseg.data.pairing import index_by_stem
-from cmseg.engine.prediction import Outcome, PredictItem, shown
+from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem, shown
 from cmseg.errors import CmsegError, InputError
 from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, check_file, read_aux, read_image
 
-__all__ = ["SODItem", "collect_sod_inputs", "SODPredictCommand", "PREDICT"]
+__all__ = ["SODItem", "collect_sod_inputs", "PREDICT"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _as_work(items: Sequence[SODItem]) -> list[PredictItem]:
     ]
 
 
-def _load(item: SODItem) -> tuple[Any, Any]:
+def _read(item: SODItem) -> tuple[Any, Any]:
     """Read one item's image and map (in a worker thread)."""
     rgb = read_image(item.rgb)
     if item.aux is None:
@@ -155,80 +155,74 @@ def _read_ahead(
     pool: ThreadPoolExecutor, batches: Sequence[Sequence[PredictItem]]
 ) -> Iterator[tuple[Sequence[PredictItem], list[Future[Any]]]]:
     """Each batch with its read futures; the next batch is read while this one is used."""
-    pending = [pool.submit(_load, item.payload) for item in batches[0]] if batches else []
+    pending = [pool.submit(_read, item.payload) for item in batches[0]] if batches else []
     for i, batch in enumerate(batches):
         current = pending
         if i + 1 < len(batches):
-            pending = [pool.submit(_load, item.payload) for item in batches[i + 1]]
+            pending = [pool.submit(_read, item.payload) for item in batches[i + 1]]
         yield batch, current
 
 
-class SODPredictCommand:
-    """``cmseg predict sod`` (module docstring)."""
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rgb", "--input", dest="input", action="append", required=True,
+        metavar="FILE_OR_DIR", help="image file(s) or folder(s) of images (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--aux", default=None, metavar="FILE_OR_DIR",
+        help="depth or thermal map (one image) or a folder of maps named like the images",
+    )  # fmt: skip
 
-    help = "saliency maps of images with their depth or thermal maps"
-    unit = "image"
-    batch_unit = "images"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--rgb", "--input", dest="input", action="append", required=True,
-            metavar="FILE_OR_DIR", help="image file(s) or folder(s) of images (repeatable)",
-        )  # fmt: skip
-        parser.add_argument(
-            "--aux", default=None, metavar="FILE_OR_DIR",
-            help="depth or thermal map (one image) or a folder of maps named like the images",
-        )  # fmt: skip
+def _collect(args: argparse.Namespace) -> list[PredictItem]:
+    # Pair now when --aux is given (mistakes fail before torch); without it, whether a map is
+    # needed depends on the checkpoint (_prepare).
+    return _as_work(collect_sod_inputs(args.input, args.aux, need_aux=bool(args.aux)))
 
-    def collect(self, args: argparse.Namespace) -> list[PredictItem]:
-        # Pair now when --aux is given (mistakes fail before torch); without it, whether a map
-        # is needed depends on the checkpoint (prepare).
+
+def _load(args: argparse.Namespace) -> Any:
+    from cmseg.tasks.sod.predictor import SODPredictor
+
+    return SODPredictor.from_checkpoint(args.checkpoint, device=args.device)
+
+
+def _prepare(predictor: Any, items: list[PredictItem], args: argparse.Namespace) -> list[PredictItem]:
+    """Drop the maps for an RGB-only checkpoint; demand them from any other."""
+    if predictor.zero_aux:
         if args.aux:
-            return _as_work(collect_sod_inputs(args.input, args.aux, need_aux=True))
-        return _as_work(collect_sod_inputs(args.input, None, need_aux=False))
+            log.info("this checkpoint was trained without aux maps (zero_aux): --aux is ignored")
+        return _as_work([SODItem(it.payload.stem, it.payload.rgb, None) for it in items])
+    if not args.aux:
+        collect_sod_inputs(args.input, None, need_aux=True)  # raises: no --aux given
+    return items
 
-    def load(self, args: argparse.Namespace) -> Any:
-        from cmseg.tasks.sod.predictor import SODPredictor
 
-        return SODPredictor.from_checkpoint(args.checkpoint, device=args.device)
-
-    def prepare(
-        self, predictor: Any, items: list[PredictItem], args: argparse.Namespace
-    ) -> list[PredictItem]:
-        if predictor.zero_aux:
-            if args.aux:
-                log.info("this checkpoint was trained without aux maps (zero_aux): --aux is ignored")
-            return _as_work([SODItem(it.payload.stem, it.payload.rgb, None) for it in items])
-        if not args.aux:
-            collect_sod_inputs(args.input, None, need_aux=True)  # raises: no --aux given
-        return items
-
-    def predict(
-        self, predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
-    ) -> Iterator[Outcome]:
-        out = Path(args.out)
-        batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cmseg-read") as pool:
-            for batch, futures in _read_ahead(pool, batches):
-                ready: list[tuple[PredictItem, Any, Any]] = []
-                for item, future in zip(batch, futures, strict=True):
-                    try:
-                        rgb, aux = future.result()
-                    except CmsegError as err:
-                        yield Outcome(item, error=str(err))
-                        continue
-                    ready.append((item, rgb, aux))
-                if not ready:
+def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+    """Batches of ``--batch-size`` images, the next batch read while this one runs."""
+    out = Path(args.out)
+    batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cmseg-read") as pool:
+        for batch, futures in _read_ahead(pool, batches):
+            ready: list[tuple[PredictItem, Any, Any]] = []
+            for item, future in zip(batch, futures, strict=True):
+                try:
+                    rgb, aux = future.result()
+                except CmsegError as err:
+                    yield Outcome(item, error=str(err))
                     continue
-                maps = predictor.predict_batch(
-                    [(rgb, aux) for _, rgb, aux in ready],
-                    names=[str(it.payload.aux or it.payload.rgb) for it, _, _ in ready],
-                )
-                for (item, _, _), saliency in zip(ready, maps, strict=True):
-                    yield Outcome(item, files={out / f"{item.name}.png": saliency})
+                ready.append((item, rgb, aux))
+            if not ready:
+                continue
+            maps = predictor.predict_batch(
+                [(rgb, aux) for _, rgb, aux in ready],
+                names=[str(it.payload.aux or it.payload.rgb) for it, _, _ in ready],
+            )
+            for (item, _, _), saliency in zip(ready, maps, strict=True):
+                yield Outcome(item, files={out / f"{item.name}.png": saliency})
 
-    def finish(self, args: argparse.Namespace, written: Sequence[Outcome]) -> None:
-        return None
 
-
-PREDICT = SODPredictCommand()
+PREDICT = PredictCommand(
+    help="saliency maps of images with their depth or thermal maps", unit="image",
+    batch_unit="images", add_arguments=_add_arguments, collect=_collect, load=_load,
+    predict=_predict, prepare=_prepare,
+)  # fmt: skip

@@ -56,9 +56,8 @@ from cmseg.config import (
     OptimConfig,
     RunConfig,
     ScheduleConfig,
-    TrainConfig,
 )
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory
+from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory, demo_train_config
 from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
@@ -141,15 +140,7 @@ def demo_config(
         schedule=ScheduleConfig(
             name="cosine", warmup_steps=min(WARMUP_STEPS, max(0, steps - 1)), min_lr=0.0
         ),
-        train=TrainConfig(
-            max_steps=steps,
-            seed=seed,
-            device=device,
-            log_every=max(1, min(50, steps)),
-            eval_every=0,
-            checkpoint_every=0,
-            tensorboard=False,
-        ),
+        train=demo_train_config(steps, seed, device),
     )
 
 
@@ -272,17 +263,8 @@ def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]
 
 
 RECIPE = DemoRecipe(
-    task="sod",
-    methods={key: name for key, (name, _, _) in METHODS.items()},
-    default_out="runs/demo",
-    owned=OWNED,
-    steps=STEPS,
-    samples=SCENES,
-    min_samples=4,
-    prepare=_prepare,
-    config=_config,
-    adapt=_adapt,
-    score=_score,
-    describe=_describe,
+    task="sod", methods={key: name for key, (name, _, _) in METHODS.items()},
+    default_out="runs/demo", owned=OWNED, steps=STEPS, samples=SCENES, min_samples=4,
+    prepare=_prepare, config=_config, adapt=_adapt, score=_score, describe=_describe,
     report=_report,
-)
+)  # fmt: skip

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cmseg.data.pairing import Pairing, pair_files, require_dir
-from cmseg.engine.eval_adapter import Job
+from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs
 from cmseg.io import read_grey
 
-__all__ = ["SODAdapter", "ADAPTER", "COLUMNS"]
+__all__ = ["ADAPTER", "COLUMNS"]
 
 #: Columns shown first per protocol (the rest follow in CSV).
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -29,60 +28,46 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 }  # fmt: skip
 
 
-class SODAdapter:
-    """The evaluation of the ``sod`` task (module docstring)."""
+def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
+    if protocol == "spnet":
+        from cmseg.metrics.sod_spnet import SPNetEvaluator
 
-    name = "sod"
-    protocols = ("pysodmetrics", "spnet")
-    default_protocol = "pysodmetrics"
-    chunk_size = 16
-    options: frozenset[str] = frozenset()
+        return SPNetEvaluator()
+    from cmseg.metrics.sod import SODEvaluator
 
-    def choose_protocol(self, gt: Path) -> str:
-        return self.default_protocol
+    return SODEvaluator()
 
-    def collect(self, pred: Path, gt: Path, protocol: str) -> Pairing:
-        return pair_files(require_dir(pred, "prediction"), require_dir(gt, "ground-truth"))
 
-    def new_evaluator(self, protocol: str, options: dict[str, Any]) -> Any:
-        if protocol == "spnet":
-            from cmseg.metrics.sod_spnet import SPNetEvaluator
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+    pred, gt = read_grey(job.pred), read_grey(job.gt)
+    if pred.shape != gt.shape:
+        if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
+            from cmseg.metrics.sod_spnet import resize_to
+        else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
+            from cmseg.metrics.sod import resize_to
+        pred = resize_to(pred, gt.shape)
+    evaluator.update(pred, gt, name=job.key)
+    return []
 
-            return SPNetEvaluator()
-        from cmseg.metrics.sod import SODEvaluator
 
-        return SODEvaluator()
+def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
+    per_item = evaluator.per_item()
+    result = {"num_items": len(per_item), "metrics": evaluator.compute(), "per_item": per_item}
+    if protocol == "pysodmetrics":
+        result["curves"] = evaluator.curves()
+    return result
 
-    def score(self, evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-        pred, gt = read_grey(job.pred), read_grey(job.gt)
-        if pred.shape != gt.shape:
-            if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
-                from cmseg.metrics.sod_spnet import resize_to
-            else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
-                from cmseg.metrics.sod import resize_to
-            pred = resize_to(pred, gt.shape)
-        evaluator.update(pred, gt, name=job.key)
+
+def _plot(results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path) -> list[Path]:
+    """PR and F-measure curves (``pysodmetrics`` only: SPNet's script keeps no curves)."""
+    if protocol != "pysodmetrics":
         return []
+    from cmseg.viz import plot_sod_curves
 
-    def summarise(self, evaluator: Any, protocol: str) -> dict[str, Any]:
-        per_item = evaluator.per_item()
-        result = {"num_items": len(per_item), "metrics": evaluator.compute(), "per_item": per_item}
-        if protocol == "pysodmetrics":
-            result["curves"] = evaluator.curves()
-        return result
-
-    def columns(self, protocol: str) -> list[tuple[str, str]]:
-        return COLUMNS[protocol]
-
-    def plot(
-        self, results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
-    ) -> list[Path]:
-        """PR and F-measure curves (``pysodmetrics`` only: SPNet's script keeps no curves)."""
-        if protocol != "pysodmetrics":
-            return []
-        from cmseg.viz import plot_sod_curves
-
-        return plot_sod_curves({name: r["curves"] for name, r in results.items()}, out_dir)
+    return plot_sod_curves({name: r["curves"] for name, r in results.items()}, out_dir)
 
 
-ADAPTER = SODAdapter()
+ADAPTER = EvalAdapter(
+    "sod", ("pysodmetrics", "spnet"), collect=flat_pairs, new_evaluator=_new_evaluator,
+    score=_score, summarise=_summarise, columns=COLUMNS, chunk_size=16, plot=_plot,
+)  # fmt: skip
