@@ -111,10 +111,58 @@ def pretrain_backbone(
     Raises:
         ValueError: shapes or label values that do not fit.
     """
+    _check_inputs(images, labels, num_classes, steps=steps, batch_size=batch_size)
+    device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    generator = torch.Generator().manual_seed(seed)
+    x_all = _normalise(images, torch.device("cpu"))
+    y_all = torch.as_tensor(labels).long()
+    heads = _seeded_heads(sum(backbone.feature_info.channels()), num_classes, seed, device)
+    backbone.to(device).train()
+    params = [p for p in backbone.parameters() if p.requires_grad] + list(heads.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr)
+
+    result = PretrainResult(steps=steps, seconds=0.0, heads=heads)
+    tick = time.perf_counter()
+    for step in progress(range(steps), desc="pretraining the backbone", total=steps):
+        warmup = min(warmup_steps, steps - 1)
+        factor = lr_factor(step, name="poly", max_steps=steps, warmup_steps=warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * factor
+        x, y = _draw_batch(x_all, y_all, batch_size, generator, flip=flip, device=device)
+        result.losses.append(_optimizer_step(backbone, heads, optimizer, x, y))
+        if (step + 1) % 100 == 0:
+            log.info("pretraining step %d/%d  loss %.4f", step + 1, steps, result.losses[-1])
+    result.seconds = time.perf_counter() - tick
+    return result
+
+
+def _check_inputs(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: Sequence[int],
+    *,
+    steps: int,
+    batch_size: int,
+) -> None:
+    """Refuse the arguments of :func:`pretrain_backbone` that do not fit, before any work.
+
+    Raises:
+        ValueError: images not ``(N, H, W, 3)``, labels not ``(N, A, H, W)`` with one class
+            count per map and every value below it, ``steps < 0`` or ``batch_size < 1``.
+    """
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got {tuple(images.shape)}")
-    if labels.ndim != 4 or labels.shape[0] != images.shape[0] or labels.shape[-2:] != images.shape[1:3]:
-        raise ValueError(f"labels must be (N, A, H, W) matching images {tuple(images.shape)}, got {tuple(labels.shape)}")
+    if (
+        labels.ndim != 4
+        or labels.shape[0] != images.shape[0]
+        or labels.shape[-2:] != images.shape[1:3]
+    ):
+        raise ValueError(
+            f"labels must be (N, A, H, W) matching images {tuple(images.shape)}, "
+            f"got {tuple(labels.shape)}"
+        )
     if labels.shape[1] != len(num_classes):
         raise ValueError(f"{labels.shape[1]} label maps but {len(num_classes)} class counts")
     for a, n in enumerate(num_classes):
@@ -124,40 +172,59 @@ def pretrain_backbone(
     if steps < 0 or batch_size < 1:
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps} and {batch_size}")
 
-    device = torch.device(device)
-    if device.type == "cpu":
-        keep_freed_memory()
-    generator = torch.Generator().manual_seed(seed)
-    x_all = _normalise(images, torch.device("cpu"))
-    y_all = torch.as_tensor(labels).long()
-    width = sum(backbone.feature_info.channels())
+
+def _seeded_heads(
+    width: int, num_classes: Sequence[int], seed: int, device: torch.device
+) -> nn.ModuleList:
+    """One 1x1 classifier (``width`` -> ``n`` channels) per label map, initialised from ``seed``.
+
+    The global RNG is forked, so the caller's random stream is the same whatever the heads.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        heads = nn.ModuleList(nn.Conv2d(width, n, 1) for n in num_classes).to(device)
-    backbone.to(device).train()
-    params = [p for p in backbone.parameters() if p.requires_grad] + list(heads.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
+        return nn.ModuleList(nn.Conv2d(width, n, 1) for n in num_classes).to(device)
 
-    result = PretrainResult(steps=steps, seconds=0.0, heads=heads)
-    tick = time.perf_counter()
-    for step in progress(range(steps), desc="pretraining the backbone", total=steps):
-        factor = lr_factor(step, name="poly", max_steps=steps, warmup_steps=min(warmup_steps, steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr * factor
-        index = torch.randint(0, len(x_all), (batch_size,), generator=generator)
-        x, y = x_all[index].to(device), y_all[index].to(device)
-        if flip and bool(torch.rand((), generator=generator) < 0.5):
-            x, y = x.flip(-1), y.flip(-1)
-        logits = _logits(heads, _features(backbone, x), y.shape[-2:])
-        loss = sum(F.cross_entropy(lg, y[:, a]) for a, lg in enumerate(logits))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        result.losses.append(float(loss.detach()))
-        if (step + 1) % 100 == 0:
-            log.info("pretraining step %d/%d  loss %.4f", step + 1, steps, result.losses[-1])
-    result.seconds = time.perf_counter() - tick
-    return result
+
+def _draw_batch(
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    *,
+    flip: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch drawn with replacement, flipped horizontally with probability 0.5 if ``flip``.
+
+    Args:
+        x_all, y_all: ``float (N, 3, H, W)`` normalised images, ``long (N, A, H, W)`` labels.
+        generator: the run's stream: the indices first, then (only if ``flip``) the coin;
+            that order makes the batches, and so the run, a function of the seed.
+
+    Returns:
+        ``(x, y)`` on ``device``: ``(batch_size, 3, H, W)`` and ``(batch_size, A, H, W)``.
+    """
+    index = torch.randint(0, len(x_all), (batch_size,), generator=generator)
+    x, y = x_all[index].to(device), y_all[index].to(device)
+    if flip and bool(torch.rand((), generator=generator) < 0.5):
+        x, y = x.flip(-1), y.flip(-1)
+    return x, y
+
+
+def _optimizer_step(
+    backbone: nn.Module,
+    heads: nn.ModuleList,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> float:
+    """One Adam step on the sum of the maps' per-pixel cross-entropies; returns that loss."""
+    logits = _logits(heads, _features(backbone, x), y.shape[-2:])
+    loss = sum(F.cross_entropy(lg, y[:, a]) for a, lg in enumerate(logits))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 @torch.no_grad()

@@ -90,6 +90,62 @@ def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
     raise ConfigError(f"optim.name: expected adam, adamw or sgd, got {cfg.name!r}")
 
 
+def _check_train_config(train: TrainConfig) -> None:
+    """Refuse loop settings that cannot run, before any device or process-group set-up.
+
+    Raises:
+        ConfigError: ``max_steps < 1``, ``accumulate < 1`` or a ``grad_clip`` that is not
+            positive (None, no clipping, is allowed).
+    """
+    if train.max_steps < 1:
+        raise ConfigError(f"train.max_steps must be >= 1, got {train.max_steps}")
+    if train.accumulate < 1:
+        raise ConfigError(f"train.accumulate must be >= 1, got {train.accumulate}")
+    if train.grad_clip is not None and train.grad_clip <= 0:
+        raise ConfigError(f"train.grad_clip must be positive or null, got {train.grad_clip}")
+
+
+def _build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    optim: OptimConfig,
+    schedule: ScheduleConfig,
+    max_steps: int,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The run's learning-rate schedule (``schedule``, from ``optim.lr``), one step per
+    optimizer step; constructing it sets the step-0 learning rate on ``optimizer``."""
+    lr_lambda = make_lr_lambda(
+        name=schedule.name,
+        base_lr=optim.lr,
+        max_steps=max_steps,
+        warmup_steps=schedule.warmup_steps,
+        step_size=schedule.step_size,
+        gamma=schedule.gamma,
+        power=schedule.power,
+        min_lr=schedule.min_lr,
+        decay_steps=schedule.decay_steps,
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+
+def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device``, or None to train in float32.
+
+    Raises:
+        ConfigError: ``bf16`` on a GPU without bfloat16 support.
+    """
+    # Mixed precision is a CUDA feature here: CPU autocast is slow and changes results.
+    if amp != "off" and device.type != "cuda":
+        log.info("train.amp=%s ignored: mixed precision is CUDA-only, training in float32", amp)
+        return None
+    if amp == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError("train.amp=bf16 but this GPU has no bfloat16 support (use fp16)")
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    return None
+
+
 class Trainer:
     """Trains a built model on a dataset with the hyperparameters of a run configuration.
 
@@ -137,12 +193,7 @@ class Trainer:
         config: Mapping[str, Any] | None = None,
         checkpoint_extra: Mapping[str, Any] | None = None,
     ) -> None:
-        if train.max_steps < 1:
-            raise ConfigError(f"train.max_steps must be >= 1, got {train.max_steps}")
-        if train.accumulate < 1:
-            raise ConfigError(f"train.accumulate must be >= 1, got {train.accumulate}")
-        if train.grad_clip is not None and train.grad_clip <= 0:
-            raise ConfigError(f"train.grad_clip must be positive or null, got {train.grad_clip}")
+        _check_train_config(train)
         self.cfg = train
         self.output_dir = Path(output_dir)
         self.device = distributed.resolve_device(train.device)
@@ -162,31 +213,8 @@ class Trainer:
 
         params = param_groups or [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(params, optim)
-        lr_lambda = make_lr_lambda(
-            name=schedule.name,
-            base_lr=optim.lr,
-            max_steps=train.max_steps,
-            warmup_steps=schedule.warmup_steps,
-            step_size=schedule.step_size,
-            gamma=schedule.gamma,
-            power=schedule.power,
-            min_lr=schedule.min_lr,
-            decay_steps=schedule.decay_steps,
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
-
-        # Mixed precision is a CUDA feature here: CPU autocast is slow and changes results.
-        self.amp_dtype: torch.dtype | None = None
-        if train.amp != "off" and self.device.type != "cuda":
-            log.info(
-                "train.amp=%s ignored: mixed precision is CUDA-only, training in float32", train.amp
-            )
-        elif train.amp == "bf16":
-            if not torch.cuda.is_bf16_supported():
-                raise ConfigError("train.amp=bf16 but this GPU has no bfloat16 support (use fp16)")
-            self.amp_dtype = torch.bfloat16
-        elif train.amp == "fp16":
-            self.amp_dtype = torch.float16
+        self.scheduler = _build_scheduler(self.optimizer, optim, schedule, train.max_steps)
+        self.amp_dtype = _autocast_dtype(train.amp, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.ema = ModelEMA(self.model, train.ema_decay) if train.ema_decay is not None else None
