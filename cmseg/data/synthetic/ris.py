@@ -80,7 +80,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
 from cmseg.io import atomic_open, write_json
 
 __all__ = [
@@ -339,7 +339,7 @@ def _image_job(job: tuple[Any, ...]) -> dict[str, Any]:
     rng = draw.item_rng(seed, "ris", index)
     rgb, objects = make_image(rng, size, twin_prob)
     image_id = index + 1
-    draw.write_jpeg(Path(out) / "images" / "train2014" / _file_name(image_id), rgb)
+    files.write_jpeg(Path(out) / "images" / "train2014" / _file_name(image_id), rgb)
     objs = [Obj(o["shape"], o["colour"], o["size"], o["x"], o["y"]) for o in objects]
     refs = []
     for i in range(len(objs)):
@@ -398,8 +398,8 @@ def write_ris(
     if not 0.0 <= twin_prob <= 1.0:
         raise ValueError(f"twin_prob must be in [0, 1], got {twin_prob!r}")
     jobs = [(str(out), i, seed, size, float(twin_prob)) for i in range(n)]
-    workers = draw.default_workers(n, per_worker=200) if workers is None else max(1, int(workers))
-    results = draw.parallel_map(_image_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n, per_worker=200)
+    results = processes.parallel_map(_image_job, jobs, workers)
 
     images, annotations, refs = [], [], []
     sent_id = 0

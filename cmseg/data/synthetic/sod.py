@@ -62,7 +62,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
 
 __all__ = [
     "Corruption",
@@ -274,9 +274,9 @@ def _scene_job(job: tuple[Any, ...]) -> int:
     )
     name = f"{index:05d}"
     base = Path(out) / set_name
-    draw.write_jpeg(base / "RGB" / f"{name}.jpg", rgb)
-    draw.write_png_fast(base / aux_dir / f"{name}.png", aux)
-    draw.write_png_fast(base / "GT" / f"{name}.png", gt)
+    files.write_jpeg(base / "RGB" / f"{name}.jpg", rgb)
+    files.write_png_fast(base / aux_dir / f"{name}.png", aux)
+    files.write_png_fast(base / "GT" / f"{name}.png", gt)
     return int(camo)
 
 
@@ -325,8 +325,8 @@ def write_sod(
          camo_share, corruption)
         for i in range(n)
     ]  # fmt: skip
-    workers = draw.default_workers(n) if workers is None else max(1, int(workers))
-    camo_flags = draw.parallel_map(_scene_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n)
+    camo_flags = processes.parallel_map(_scene_job, jobs, workers)
     return {
         "n": n,
         "workers": workers,
@@ -376,7 +376,7 @@ def write_corrupted_set(
     for folder in ("RGB", "GT"):
         for path in sorted((src / folder).iterdir()):
             if path.is_file() and not path.name.startswith("."):
-                draw.write_bytes(dst / folder / path.name, path.read_bytes())
+                files.write_bytes(dst / folder / path.name, path.read_bytes())
                 copied += 1
     maps = 0
     for path in sorted((src / aux_dir).iterdir()):
@@ -393,7 +393,7 @@ def write_corrupted_set(
             hashlib.blake2b(path.stem.encode(), digest_size=7).digest(), "big"
         )
         rng = draw.item_rng(seed, "corrupt", stem_code)
-        draw.write_png_fast(
+        files.write_png_fast(
             dst / aux_dir / f"{path.stem}.png", _to_uint8(corrupt_aux(aux, rng, corruption))
         )
         maps += 1
