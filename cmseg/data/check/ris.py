@@ -130,7 +130,7 @@ def _check_referit(root: Path, query: Path, result: CheckResult, workers: int) -
 def _check_jsonl(path: Path, root: Path, result: CheckResult, workers: int) -> None:
     """Check one JSON-lines file: every line's image, and its mask (a binary, non-empty PNG of
     the image's size) or its RLE."""
-    from cmseg.data.formats.refer import index_jsonl
+    from cmseg.data.formats.jsonl_refs import index_jsonl
 
     problems = Problems(strict=False)
     samples = index_jsonl(path, root=root, problems=problems)
