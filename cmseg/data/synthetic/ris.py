@@ -69,6 +69,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from cmseg.data.synthetic import draw, files, processes
+from cmseg.data.synthetic.ris_grammar import FALSE_MARGIN as FALSE_MARGIN
 from cmseg.data.synthetic.ris_grammar import (
     RELATIONS,
     RIS_COLOURS,
@@ -81,6 +82,7 @@ from cmseg.data.synthetic.ris_grammar import (
     relation,
     resolve,
 )
+from cmseg.data.synthetic.ris_grammar import TRUE_MARGIN as TRUE_MARGIN
 from cmseg.io import atomic_open, write_json
 
 __all__ = [
