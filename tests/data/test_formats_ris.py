@@ -228,3 +228,10 @@ def test_jsonl_rle_size_and_binary_mask(tmp_path):
     ds = JsonlRefs(tmp_path / "refs.jsonl")
     with pytest.raises(InputError, match="not binary"):
         ds[0]
+
+
+def test_jsonl_names_still_importable_from_refer():
+    from cmseg.data.formats import jsonl_refs, refer
+
+    for name in ("JsonlRefs", "JsonlSample", "index_jsonl", "decode_sample_rle"):
+        assert getattr(refer, name) is getattr(jsonl_refs, name)

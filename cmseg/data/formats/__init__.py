@@ -5,8 +5,8 @@ task       reader                                           module
 =========  ===============================================  ==========================================
 sod        :class:`SODFolders`                              :mod:`.sod_folders`
 coseg      :class:`CosegFolders`, :class:`CocoGroups`       :mod:`.coseg_groups`
-ris        :class:`RefCOCO`, :class:`ReferIt`,              :mod:`.refer`
-           :class:`JsonlRefs`
+ris        :class:`RefCOCO`, :class:`ReferIt`               :mod:`.refer`
+ris        :class:`JsonlRefs`                               :mod:`.jsonl_refs`
 rvos       :class:`RefYouTubeVOS`, :class:`MeViS`           :mod:`.ytvos`
 rvos       :class:`A2DSentences`, :class:`JHMDBSentences`   :mod:`.a2d`
 fsrvos     :class:`MiniRefYouTubeVOS`,                      :mod:`.fewshot`
@@ -63,7 +63,7 @@ _READERS = {
     "CocoGroups": "coseg_groups",
     "RefCOCO": "refer",
     "ReferIt": "refer",
-    "JsonlRefs": "refer",
+    "JsonlRefs": "jsonl_refs",
     "RefYouTubeVOS": "ytvos",
     "MeViS": "ytvos",
     "A2DSentences": "a2d",

@@ -29,14 +29,8 @@ CMPC's "G-Ref" is ``google``). The mask of a ref is the union of its annotation'
         images/<imgid>.jpg
         mask/<imgid>_<annid>.mat      MATLAB file, key ``segimg_t``; foreground is ``== 0``
 
-**JSON lines** (custom data), read by :class:`JsonlRefs`: one object per line, paths relative
-to the file's folder::
-
-    {"image": "images/a.jpg", "sentence": "the red cup", "mask": "masks/a_0.png", "id": "a_0"}
-    {"image": "images/a.jpg", "sentence": "the left cup", "rle": {"size": [H, W], "counts": "..."}}
-
-``mask`` is a binary PNG (0/255 or 0/1), ``rle`` a COCO RLE (compressed string or list
-counts) whose size must be the image's; ``id`` is optional.
+**JSON lines** (custom data), read by :class:`JsonlRefs`: see :mod:`.jsonl_refs` (its names
+are importable from here too).
 
 Sample dict (all three)::
 
@@ -50,7 +44,6 @@ Sample dict (all three)::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +65,12 @@ from cmseg.data.formats import (
     safe_join,
     same_size,
 )
+from cmseg.data.formats.jsonl_refs import JsonlRefs, index_jsonl
+from cmseg.data.formats.jsonl_refs import JsonlSample as JsonlSample
+from cmseg.data.formats.jsonl_refs import decode_sample_rle as decode_sample_rle
 from cmseg.data.safe_pickle import load_pickle
 from cmseg.errors import InputError
-from cmseg.io import IMAGE_EXTENSIONS, read_image, read_mask, read_text
+from cmseg.io import IMAGE_EXTENSIONS, read_image
 
 __all__ = [
     "DEFAULT_SPLIT_BY",
@@ -153,84 +149,152 @@ def index_refer(
     sentence_key: str = "sent",
     problems: Problems | None = None,
 ) -> ReferIndex:
-    """Load and validate a REFER dataset; ``split=None`` keeps every split."""
+    """Load and validate a REFER dataset; ``split=None`` keeps every split.
+
+    Raises :class:`InputError` for a missing or unreadable refs file or ``instances.json``,
+    and, when nothing else is wrong, for a split without refs (naming the splits present).
+    Other problems (a ref naming an unknown image, a sentence without text, ...) go to
+    ``problems``: the first one raises in strict mode, all are collected otherwise.
+    """
     problems = problems if problems is not None else Problems(strict=True)
     root = require_folder(Path(root), "REFER data root")
     dataset_dir = refer_dataset_dir(root, dataset)
     split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
     refs_file = dataset_dir / f"refs({split_by}).p"
+    instances_file = dataset_dir / "instances.json"
+    refs_raw = _load_refs(refs_file, dataset_dir)
+    images, anns = _load_instances(instances_file, problems)
+    if image_dir is None:
+        image_dir = _default_image_dir(dataset_dir, dataset, problems)
+    refs, samples, splits_seen = _select_refs(
+        refs_raw, split, images, anns, sentence_key, refs_file, problems
+    )
+    if split is not None and not refs and not problems.items:
+        known = KNOWN_SPLITS.get((dataset, split_by))
+        hint = f"; {dataset}/{split_by} defines {', '.join(known)}" if known else ""
+        present = ", ".join(sorted(splits_seen)) or "none"
+        raise InputError(
+            refs_file, f"no refs with split {split!r} (splits present: {present}{hint})"
+        )
+    return ReferIndex(dataset_dir, refs_file, instances_file, image_dir, refs, images, anns, samples)
+
+
+def _load_refs(refs_file: Path, dataset_dir: Path) -> list[Any]:
+    """The list in ``refs(<split_by>).p`` (safe unpickling); the error names the refs files
+    that are present when this one is not."""
     if not refs_file.is_file():
         present = sorted(p.name for p in dataset_dir.glob("refs(*).p"))
         raise InputError(refs_file, f"no such file (present: {', '.join(present) or 'none'})")
-    instances_file = dataset_dir / "instances.json"
     refs_raw = load_pickle(refs_file)
     if not isinstance(refs_raw, list):
         raise InputError(refs_file, f"expected a list of refs, got {type(refs_raw).__name__}")
+    return refs_raw
+
+
+def _load_instances(
+    instances_file: Path, problems: Problems
+) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
+    """``(images, annotations)`` of ``instances.json`` by id; records without the keys the
+    readers use are problems (and left out)."""
     inst = load_json(instances_file)
     gone = missing_keys(inst, ("images", "annotations"))
     if gone:
         raise InputError(instances_file, f"lacks {', '.join(repr(k) for k in gone)}")
-    images: dict[Any, dict[str, Any]] = {}
-    for i, img in enumerate(inst["images"]):
-        gone = missing_keys(img, ("id", "file_name", "height", "width"))
+    images = _by_id(inst["images"], ("id", "file_name", "height", "width"), "images",
+                    instances_file, problems)  # fmt: skip
+    anns = _by_id(inst["annotations"], ("id", "image_id", "segmentation"), "annotations",
+                  instances_file, problems)  # fmt: skip
+    return images, anns
+
+
+def _by_id(
+    records: list[Any], keys: tuple[str, ...], what: str, source: Path, problems: Problems
+) -> dict[Any, dict[str, Any]]:
+    """The records that have every one of ``keys``, by their ``id``."""
+    out: dict[Any, dict[str, Any]] = {}
+    for i, record in enumerate(records):
+        gone = missing_keys(record, keys)
         if gone:
-            problems.add(instances_file, f"images[{i}] lacks {', '.join(repr(k) for k in gone)}")
+            problems.add(source, f"{what}[{i}] lacks {', '.join(repr(k) for k in gone)}")
             continue
-        images[img["id"]] = img
-    anns: dict[Any, dict[str, Any]] = {}
-    for i, ann in enumerate(inst["annotations"]):
-        gone = missing_keys(ann, ("id", "image_id", "segmentation"))
-        if gone:
-            problems.add(instances_file, f"annotations[{i}] lacks {', '.join(repr(k) for k in gone)}")
-            continue
-        anns[ann["id"]] = ann
+        out[record["id"]] = record
+    return out
+
+
+def _default_image_dir(dataset_dir: Path, dataset: str, problems: Problems) -> Path | None:
+    """REFER's image folder for ``dataset`` (:func:`find_refer_image_dir`); a problem when
+    there is none."""
+    image_dir = find_refer_image_dir(dataset_dir, dataset)
     if image_dir is None:
-        image_dir = find_refer_image_dir(dataset_dir, dataset)
-        if image_dir is None:
-            tried = _CLEF_IMAGE_DIRS if dataset == "refclef" else _COCO_IMAGE_DIRS
-            problems.add(dataset_dir.parent, f"no image folder (looked for {', '.join(tried)}); pass image_dir")
+        tried = _CLEF_IMAGE_DIRS if dataset == "refclef" else _COCO_IMAGE_DIRS
+        problems.add(
+            dataset_dir.parent, f"no image folder (looked for {', '.join(tried)}); pass image_dir"
+        )
+    return image_dir
+
+
+def _select_refs(
+    refs_raw: list[Any],
+    split: str | None,
+    images: Mapping[Any, Any],
+    anns: Mapping[Any, dict[str, Any]],
+    sentence_key: str,
+    refs_file: Path,
+    problems: Problems,
+) -> tuple[list[dict[str, Any]], list[tuple[int, int]], set[str]]:
+    """The valid refs of ``split`` (None: all), their ``(ref position, sentence position)``
+    samples, and every split name seen (for the "no refs with split" message)."""
     refs: list[dict[str, Any]] = []
     samples: list[tuple[int, int]] = []
     splits_seen: set[str] = set()
     for i, ref in enumerate(refs_raw):
-        where = f"ref {i}"
         gone = missing_keys(ref, ("ref_id", "ann_id", "image_id", "split", "sentences"))
         if gone:
-            problems.add(refs_file, f"{where} lacks {', '.join(repr(k) for k in gone)}")
+            problems.add(refs_file, f"ref {i} lacks {', '.join(repr(k) for k in gone)}")
             continue
         where = f"ref {ref['ref_id']!r}"
         splits_seen.add(str(ref["split"]))
         if split is not None and ref["split"] != split:
             continue
-        if ref["image_id"] not in images:
-            problems.add(refs_file, f"{where}: image_id {ref['image_id']!r} is not in instances.json")
-            continue
-        ann = anns.get(ref["ann_id"])
-        if ann is None:
-            problems.add(refs_file, f"{where}: ann_id {ref['ann_id']!r} is not in instances.json")
-            continue
-        if ann["image_id"] != ref["image_id"]:
-            problems.add(refs_file, f"{where}: ann_id {ref['ann_id']!r} belongs to image {ann['image_id']!r}, not {ref['image_id']!r}")
-            continue
-        sentences = ref["sentences"]
-        if not isinstance(sentences, list) or not sentences:
-            problems.add(refs_file, f"{where}: 'sentences' must be a non-empty list")
+        reason = _ref_problem(ref, images, anns)
+        if reason is not None:
+            problems.add(refs_file, f"{where}: {reason}")
             continue
         good = []
-        for j, sent in enumerate(sentences):
+        for j, sent in enumerate(ref["sentences"]):
             gone = missing_keys(sent, ("sent_id", sentence_key))
             if gone or not isinstance(sent[sentence_key], str):
-                problems.add(refs_file, f"{where}: sentence {j} lacks a 'sent_id' or a string {sentence_key!r}")
+                problems.add(
+                    refs_file,
+                    f"{where}: sentence {j} lacks a 'sent_id' or a string {sentence_key!r}",
+                )
                 continue
             good.append(j)
         position = len(refs)
         refs.append(ref)
         samples.extend((position, j) for j in good)
-    if split is not None and not refs and not problems.items:
-        known = KNOWN_SPLITS.get((dataset, split_by))
-        hint = f"; {dataset}/{split_by} defines {', '.join(known)}" if known else ""
-        raise InputError(refs_file, f"no refs with split {split!r} (splits present: {', '.join(sorted(splits_seen)) or 'none'}{hint})")
-    return ReferIndex(dataset_dir, refs_file, instances_file, image_dir, refs, images, anns, samples)
+    return refs, samples, splits_seen
+
+
+def _ref_problem(
+    ref: dict[str, Any], images: Mapping[Any, Any], anns: Mapping[Any, dict[str, Any]]
+) -> str | None:
+    """Why a ref cannot be used (its image or annotation unknown or mismatched, no
+    sentences), or None."""
+    if ref["image_id"] not in images:
+        return f"image_id {ref['image_id']!r} is not in instances.json"
+    ann = anns.get(ref["ann_id"])
+    if ann is None:
+        return f"ann_id {ref['ann_id']!r} is not in instances.json"
+    if ann["image_id"] != ref["image_id"]:
+        return (
+            f"ann_id {ref['ann_id']!r} belongs to image {ann['image_id']!r}, "
+            f"not {ref['image_id']!r}"
+        )
+    sentences = ref["sentences"]
+    if not isinstance(sentences, list) or not sentences:
+        return "'sentences' must be a non-empty list"
+    return None
 
 
 class RefCOCO(Reader):
@@ -437,134 +501,4 @@ class ReferIt(Reader):
             "ref_id": s.key,
             "sent_id": s.sent_pos,
             "name": f"{s.key}_{s.sent_pos}",
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# JSON lines
-
-
-@dataclass(frozen=True)
-class JsonlSample:
-    line: int
-    id: Any
-    sentence: str
-    image: Path
-    mask: Path | None
-    rle: dict[str, Any] | None
-
-
-def index_jsonl(
-    path: Path, *, root: Path | None = None, problems: Problems | None = None, require_mask: bool = True
-) -> list[JsonlSample]:
-    """Parse and validate a JSON-lines file (module doc); ``root`` defaults to its folder.
-
-    With ``require_mask=False`` (prediction input) a line may hold neither ``mask`` nor
-    ``rle``; it never may hold both.
-    """
-    problems = problems if problems is not None else Problems(strict=True)
-    path = Path(path)
-    root = Path(root) if root is not None else path.parent
-    text = read_text(path, "JSON-lines")
-    samples = []
-    seen: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.add(where, f"invalid JSON: {err.msg}")
-            continue
-        if not isinstance(obj, Mapping):
-            problems.add(where, "each line must be a JSON object")
-            continue
-        gone = missing_keys(obj, ("image", "sentence"))
-        if gone:
-            problems.add(where, f"missing key {', '.join(repr(k) for k in gone)}")
-            continue
-        if ("mask" in obj and "rle" in obj) or (require_mask and "mask" not in obj and "rle" not in obj):
-            problems.add(where, "needs exactly one of 'mask' (PNG path) or 'rle' (COCO RLE)")
-            continue
-        if not isinstance(obj["sentence"], str) or not obj["sentence"].strip():
-            problems.add(where, "'sentence' must be a non-empty string")
-            continue
-        try:
-            image = safe_join(root, obj["image"], what="image path", source=where)
-            mask = safe_join(root, obj["mask"], what="mask path", source=where) if "mask" in obj else None
-        except InputError as err:
-            problems.error(err)
-            continue
-        rle = obj.get("rle")
-        if rle is not None and (not isinstance(rle, Mapping) or missing_keys(rle, ("size", "counts"))):
-            problems.add(where, "'rle' must be an object with 'size' and 'counts'")
-            continue
-        ident = obj.get("id")
-        if ident is not None:
-            if isinstance(ident, bool) or not isinstance(ident, (int, str)):
-                problems.add(where, "'id' must be a string or an integer")
-                continue
-            try:  # ids name prediction files: they must not escape an output folder either
-                safe_join(root, ident, what="id", source=where)
-            except InputError as err:
-                problems.error(err)
-                continue
-        key = str(ident) if ident is not None else f"line{lineno:06d}"
-
-        if key in seen:
-            problems.add(where, f"duplicate id {ident!r} (first on line {seen[key]})")
-            continue
-        seen[key] = lineno
-        samples.append(JsonlSample(lineno, ident, obj["sentence"], image, mask, dict(rle) if rle is not None else None))
-    return samples
-
-
-def decode_sample_rle(rle: Mapping[str, Any], shape: tuple[int, ...], source: str | Path) -> np.ndarray:
-    """Decode a JSON-lines RLE, checking its size against the image's ``(H, W)``."""
-    try:
-        return coco_segmentation_mask(rle, int(shape[0]), int(shape[1]))
-    except ValueError as err:
-        raise InputError(source, str(err)) from None
-
-
-class JsonlRefs(Reader):
-    """Custom referring data as JSON lines (module doc).
-
-    Args:
-        path: the ``.jsonl`` file.
-        root: folder the image/mask paths are relative to (default: the file's folder).
-        transform: called on each sample dict.
-    """
-
-    def __init__(self, path: str | Path, *, root: str | Path | None = None, transform: Transform | None = None) -> None:
-        self.path = Path(path)
-        self.root = Path(root) if root is not None else self.path.parent
-        self.transform = transform
-        try:
-            self.samples = index_jsonl(self.path, root=self.root)
-        except InputError as err:
-            raise _wrap(err, self.root) from None
-        if not self.samples:
-            raise InputError(self.path, "no sample (the file holds no JSON object)")
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def _load(self, index: int) -> dict[str, Any]:
-        s = self.samples[index]
-        image = read_image(s.image)
-        if s.mask is not None:
-            mask = read_mask(s.mask, strict=True)
-            same_size(s.image, image.shape, s.mask, mask.shape, "mask")
-        else:
-            assert s.rle is not None
-            mask = decode_sample_rle(s.rle, image.shape, f"{self.path}:{s.line}")
-        return {
-            "image": image,
-            "mask": mask,
-            "sentence": s.sentence,
-            "ref_id": s.id if s.id is not None else s.line,
-            "sent_id": s.line,
-            "name": str(s.id) if s.id is not None else f"line{s.line:06d}",
         }

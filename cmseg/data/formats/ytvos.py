@@ -178,73 +178,112 @@ def index_videos(
     data = load_json(meta_expressions)
     videos = data.get("videos") if isinstance(data, Mapping) else None
     if not isinstance(videos, Mapping):
-        raise InputError(meta_expressions, "expected {\"videos\": {video: {\"expressions\": {...}, \"frames\": [...]}}}")
+        raise InputError(
+            meta_expressions,
+            "expected {\"videos\": {video: {\"expressions\": {...}, \"frames\": [...]}}}",
+        )
     meta = read_meta(meta_file, problems) if meta_file is not None else {}
     out: dict[str, Video] = {}
     for vid, entry in videos.items():
         if exclude and vid in exclude:
             continue
+        video = _index_video(
+            vid, entry, meta.get(str(vid), {}), meta_expressions, frames_root, ann_root,
+            multi_object=multi_object, problems=problems,
+        )  # fmt: skip
+        if video is not None:
+            out[str(vid)] = video
+    return VideoIndex(out, meta_expressions, meta_file)
+
+
+def _index_video(
+    vid: str,
+    entry: Any,
+    objects: dict[int, tuple[str | None, set[str] | None]],
+    source: Path,
+    frames_root: Path,
+    ann_root: Path | None,
+    *,
+    multi_object: bool,
+    problems: Problems,
+) -> Video | None:
+    """One video of ``meta_expressions.json`` (``source``) with its frame and annotation
+    folders, or None (after reporting why) when its entry or its folders are unusable."""
+    try:
+        frame_dir = safe_join(frames_root, vid, what="video id", source=source)
+        ann_dir = safe_join(ann_root, vid, what="video id", source=source) if ann_root else None
+    except InputError as err:
+        problems.error(err)
+        return None
+    gone = missing_keys(entry, ("expressions", "frames"))
+    if gone:
+        problems.add(source, f"video {vid!r} lacks {', '.join(repr(k) for k in gone)}")
+        return None
+    frames = entry["frames"]
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, str) for f in frames):
+        problems.add(source, f"video {vid!r}: 'frames' must be a non-empty list of frame names")
+        return None
+    for f in frames:  # a frame name must not escape the video's folder either
         try:
-            frame_dir = safe_join(frames_root, vid, what="video id", source=meta_expressions)
-            ann_dir = safe_join(ann_root, vid, what="video id", source=meta_expressions) if ann_root else None
+            safe_join(frame_dir, f, what="frame name", source=source)
         except InputError as err:
             problems.error(err)
-            continue
-        gone = missing_keys(entry, ("expressions", "frames"))
-        if gone:
-            problems.add(meta_expressions, f"video {vid!r} lacks {', '.join(repr(k) for k in gone)}")
-            continue
-        frames = entry["frames"]
-        if not isinstance(frames, list) or not frames or not all(isinstance(f, str) for f in frames):
-            problems.add(meta_expressions, f"video {vid!r}: 'frames' must be a non-empty list of frame names")
-            continue
-        bad = False
-        for f in frames:
-            try:
-                safe_join(frame_dir, f, what="frame name", source=meta_expressions)
-            except InputError as err:
-                problems.error(err)
-                bad = True
-                break
-        if bad:
-            continue
-        expressions: dict[str, Expression] = {}
-        exps = entry["expressions"]
-        if not isinstance(exps, Mapping):
-            problems.add(meta_expressions, f"video {vid!r}: 'expressions' must be an object")
-            continue
-        for exp_id, exp in exps.items():
-            where = f"video {vid!r} expression {exp_id!r}"
-            if not isinstance(exp, Mapping) or not isinstance(exp.get("exp"), str):
-                problems.add(meta_expressions, f"{where} lacks a string 'exp'")
-                continue
-            if multi_object:
-                obj_ids = exp.get("obj_id", [])
-                anno_ids = exp.get("anno_id", [])
-                if not isinstance(obj_ids, list) or not isinstance(anno_ids, list) or any(
-                    _as_int(v) is None for v in [*obj_ids, *anno_ids]
-                ):
-                    problems.add(meta_expressions, f"{where}: 'obj_id' and 'anno_id' must be lists of integers")
-                    continue
-                expressions[str(exp_id)] = Expression(str(exp_id), exp["exp"], [int(v) for v in obj_ids], [int(v) for v in anno_ids])
-            else:
-                raw = exp.get("obj_id")
-                obj_id = _as_int(raw) if raw is not None else None
-                if raw is not None and (obj_id is None or not 0 < obj_id < 256):
-                    problems.add(meta_expressions, f"{where}: obj_id {raw!r} is not an object index 1..255")
-                    continue
-                if obj_id is None and ann_root is not None:
-                    problems.add(meta_expressions, f"{where} lacks 'obj_id'")
-                    continue
-                expressions[str(exp_id)] = Expression(str(exp_id), exp["exp"], [obj_id] if obj_id is not None else [])
-        if not frame_dir.is_dir():
-            problems.add(frame_dir, f"frame folder of video {vid!r} not found")
-            continue
-        if ann_dir is not None and not ann_dir.is_dir():
-            problems.add(ann_dir, f"annotation folder of video {vid!r} not found")
-            continue
-        out[str(vid)] = Video(str(vid), list(frames), frame_dir, ann_dir, expressions, meta.get(str(vid), {}))
-    return VideoIndex(out, meta_expressions, meta_file)
+            return None
+    exps = entry["expressions"]
+    if not isinstance(exps, Mapping):
+        problems.add(source, f"video {vid!r}: 'expressions' must be an object")
+        return None
+    expressions: dict[str, Expression] = {}
+    for exp_id, exp in exps.items():
+        parsed = _expression(
+            f"video {vid!r} expression {exp_id!r}", str(exp_id), exp, source,
+            multi_object=multi_object, need_obj_id=ann_root is not None, problems=problems,
+        )  # fmt: skip
+        if parsed is not None:
+            expressions[str(exp_id)] = parsed
+    if not frame_dir.is_dir():
+        problems.add(frame_dir, f"frame folder of video {vid!r} not found")
+        return None
+    if ann_dir is not None and not ann_dir.is_dir():
+        problems.add(ann_dir, f"annotation folder of video {vid!r} not found")
+        return None
+    return Video(str(vid), list(frames), frame_dir, ann_dir, expressions, objects)
+
+
+def _expression(
+    where: str,
+    exp_id: str,
+    exp: Any,
+    source: Path,
+    *,
+    multi_object: bool,
+    need_obj_id: bool,
+    problems: Problems,
+) -> Expression | None:
+    """One expression entry: its sentence and object ids (MeViS: ``obj_id``/``anno_id``
+    lists; Ref-YouTube-VOS: one ``obj_id`` 1..255, required when there are annotations), or
+    None after reporting why it is unusable."""
+    if not isinstance(exp, Mapping) or not isinstance(exp.get("exp"), str):
+        problems.add(source, f"{where} lacks a string 'exp'")
+        return None
+    if multi_object:
+        obj_ids = exp.get("obj_id", [])
+        anno_ids = exp.get("anno_id", [])
+        if not isinstance(obj_ids, list) or not isinstance(anno_ids, list) or any(
+            _as_int(v) is None for v in [*obj_ids, *anno_ids]
+        ):
+            problems.add(source, f"{where}: 'obj_id' and 'anno_id' must be lists of integers")
+            return None
+        return Expression(exp_id, exp["exp"], [int(v) for v in obj_ids], [int(v) for v in anno_ids])
+    raw = exp.get("obj_id")
+    obj_id = _as_int(raw) if raw is not None else None
+    if raw is not None and (obj_id is None or not 0 < obj_id < 256):
+        problems.add(source, f"{where}: obj_id {raw!r} is not an object index 1..255")
+        return None
+    if obj_id is None and need_obj_id:
+        problems.add(source, f"{where} lacks 'obj_id'")
+        return None
+    return Expression(exp_id, exp["exp"], [obj_id] if obj_id is not None else [])
 
 
 def ytvos_paths(root: Path, split: str) -> tuple[Path, Path, Path | None, Path | None]:

@@ -108,33 +108,9 @@ def write_synthetic(
         ConfigError: unknown task or option, or an invalid value.
         InputError: ``out`` is a file, or a non-empty folder without ``overwrite``.
     """
-    if task not in SYNTH_WRITERS:
-        raise ConfigError(f"unknown task {task!r}; choose from {', '.join(SYNTH_WRITERS)}")
-    known = task_options(task)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) for 'data synth {task}': {', '.join(unknown)}; "
-            f"known: {', '.join(known) or '(none)'}"
-        )
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise ConfigError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ConfigError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-
+    known = _check_arguments(task, n, size, seed, options)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(
-                out, "folder is not empty; choose an empty or new folder (or overwrite=True)"
-            )
-        if (out / MARKER).is_file():
-            remove_entries(out, sorted(set().union(*OWNED_PATHS.values()) | {MARKER}))
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_folder(out, overwrite)
 
     start = time.perf_counter()
     try:
@@ -158,3 +134,43 @@ def write_synthetic(
     write_json(out / MARKER, marker)
     summary["seconds"] = round(seconds, 3)
     return summary
+
+
+def _check_arguments(
+    task: str, n: int | None, size: int, seed: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate :func:`write_synthetic`'s arguments; returns the task's known options with
+    their defaults (:func:`task_options`). Raises :class:`ConfigError` naming the bad one."""
+    if task not in SYNTH_WRITERS:
+        raise ConfigError(f"unknown task {task!r}; choose from {', '.join(SYNTH_WRITERS)}")
+    known = task_options(task)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) for 'data synth {task}': {', '.join(unknown)}; "
+            f"known: {', '.join(known) or '(none)'}"
+        )
+    # bool is an int subclass: refuse True/False where a count is meant
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ConfigError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return known
+
+
+def _prepare_folder(out: Path, overwrite: bool) -> None:
+    """Create ``out``; it must be empty unless ``overwrite``, and then the entries an earlier
+    synthetic run wrote (any task's :data:`OWNED_PATHS`, and the marker) are removed first.
+    Raises :class:`InputError` for a file, or a non-empty folder without ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(
+                out, "folder is not empty; choose an empty or new folder (or overwrite=True)"
+            )
+        if (out / MARKER).is_file():
+            remove_entries(out, sorted(set().union(*OWNED_PATHS.values()) | {MARKER}))
+    out.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
 
 __all__ = ["write_coseg", "plan_groups", "make_image", "DEFAULT_N"]
 
@@ -130,8 +130,8 @@ def _image_job(job: tuple[Any, ...]) -> None:
     rgb, gt = make_image(rng, size, plan["class"], im["common"], im["distractors"])
     name = f"g{plan['group']:04d}_{k}"
     base = Path(out) / plan["split"]
-    draw.write_jpeg(base / "image" / plan["class"] / f"{name}.jpg", rgb)
-    draw.write_png_fast(base / "groundtruth" / plan["class"] / f"{name}.png", gt)
+    files.write_jpeg(base / "image" / plan["class"] / f"{name}.jpg", rgb)
+    files.write_png_fast(base / "groundtruth" / plan["class"] / f"{name}.png", gt)
 
 
 def write_coseg(
@@ -166,8 +166,8 @@ def write_coseg(
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     plans = plan_groups(n, seed, classes, group_size, test_fraction)
     jobs = [(str(out), seed, size, p, k) for p in plans for k in range(group_size)]
-    workers = draw.default_workers(len(jobs)) if workers is None else max(1, int(workers))
-    draw.parallel_map(_image_job, jobs, workers)
+    workers = processes.resolve_workers(workers, len(jobs))
+    processes.parallel_map(_image_job, jobs, workers)
     groups = {s: sum(p["split"] == s for p in plans) for s in ("train", "test")}
     return {
         "n": n,

@@ -11,11 +11,9 @@ pixels; one 256x256 scene costs a few milliseconds.
   and dots, all ``float32`` in ``[0, 1]``; :func:`colourise` maps a texture between two colours.
 * **Colours** (:data:`COLOURS`): named RGB colours, the words the sentence grammars use.
 * **Scenes**: :func:`background` draws a cluttered textured background.
-* **Writing**: :func:`write_bytes` writes a file atomically (temporary file in the same folder,
-  then ``os.replace``), :func:`encode_jpeg` / :func:`encode_png` use OpenCV's encoders (several
-  times faster than PIL at these sizes), and :func:`parallel_map` spreads independent work over
-  processes. Per-file ``fsync`` is skipped: the rename already guarantees that a reader never
-  sees a half-written file, and fsync would triple the cost of writing thousands of small files.
+* **Writing** (:mod:`.files`, names re-exported here): atomic file writes and fast JPEG/PNG
+  encoding; **processes** (:mod:`.processes`, also re-exported): :func:`parallel_map` spreads
+  independent work over worker processes.
 * **Randomness**: :func:`item_rng` gives every item (scene, group, image, clip) its own generator
   seeded by ``(seed, task, index)``, so the output does not depend on the order or the number
   of worker processes.
@@ -23,20 +21,22 @@ pixels; one 256x256 scene costs a few milliseconds.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache, lru_cache
-from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
+
+from cmseg.data.synthetic.files import (
+    encode_jpeg,
+    encode_png,
+    voc_palette,
+    write_bytes,
+    write_jpeg,
+    write_png_fast,
+)
+from cmseg.data.synthetic.processes import default_workers, parallel_map
 
 __all__ = [
     "SHAPES",
@@ -486,163 +486,3 @@ def sensor_noise(rng: np.random.Generator, rgb: np.ndarray, amplitude: int = 5) 
     stand-in for camera noise; integer draws are several times faster than Gaussian floats)."""
     noise = rng.integers(-amplitude, amplitude + 1, size=rgb.shape, dtype=np.int16)
     return np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map that DAVIS and YouTube-VOS annotations carry.
-
-    Index ``k`` gets its colour by spreading the bits of ``k`` over the high bits of R, G and
-    B (bit 0 -> R, bit 1 -> G, bit 2 -> B, next three bits one place lower, and so on), so
-    index 1 is dark red (128, 0, 0), 2 dark green, 3 olive.
-
-    Returns:
-        ``uint8`` ``(n, 3)``.
-    """
-    out = np.zeros((n, 3), dtype=np.uint8)
-    for k in range(n):
-        value, r, g, b = k, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (value & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-            if value == 0:
-                break
-        out[k] = (r, g, b)
-    return out
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    """JPEG bytes of an RGB ``uint8`` image (OpenCV, 4:2:0, baseline)."""
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
-    """PNG bytes of a grey ``uint8``/``uint16`` ``(H, W)`` array (``bool`` is written 0/255).
-
-    With ``palette`` (``(N, 3)`` uint8) an indexed PNG is written through PIL, the only encoder
-    here that writes a palette; grey PNGs go through OpenCV (faster).
-    """
-    arr = np.asarray(array)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    if palette is not None:
-        import io
-
-        from PIL import Image
-
-        img = Image.fromarray(arr.astype(np.uint8))
-        img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue()
-    if arr.ndim != 2 or arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(
-            f"encode_png: expected a 2-D uint8/uint16 array, got {arr.shape} {arr.dtype}"
-        )
-    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # pragma: no cover
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` atomically: temporary file beside ``path``, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_jpeg(path: str | os.PathLike[str], rgb: np.ndarray, quality: int = 92) -> None:
-    write_bytes(path, encode_jpeg(rgb, quality))
-
-
-def write_png_fast(
-    path: str | os.PathLike[str], array: np.ndarray, palette: np.ndarray | None = None
-) -> None:
-    write_bytes(path, encode_png(array, palette))
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def default_workers(n_items: int, per_worker: int = 100) -> int:
-    """Processes worth starting for ``n_items`` (at most the CPU count, 1 for small jobs)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, n_items // per_worker))
-
-
-_WORKER_CODE = """
-import importlib, pickle, sys
-import cv2
-cv2.setNumThreads(1)
-module, name, chunk = pickle.load(sys.stdin.buffer)
-fn = getattr(importlib.import_module(module), name)
-results = [fn(item) for item in chunk]
-sys.stdout.buffer.write(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
-"""
-
-
-def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
-    """``[fn(x) for x in items]``, in order, over ``workers`` processes (1 = in this process).
-
-    ``fn`` must be a module-level function and the items picklable. The items are split into
-    ``workers`` contiguous chunks, each run by a fresh interpreter (``python -c``) that reads
-    its chunk from stdin and writes the results to stdout. Fresh interpreters rather than
-    ``multiprocessing``: forking a process whose OpenCV thread pool is live can deadlock, and
-    ``spawn`` re-runs the caller's main script, which breaks scripts without a
-    ``__main__`` guard. Start-up costs about 0.3 s per worker.
-    """
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
-    workers = min(workers, len(items))
-    bounds = np.linspace(0, len(items), workers + 1).astype(int)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    procs = []
-    try:
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_CODE],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-            )  # fmt: skip
-            procs.append(proc)
-            assert proc.stdin is not None
-            proc.stdin.write(pickle.dumps((fn.__module__, fn.__qualname__, items[a:b])))
-            proc.stdin.close()
-        results: list[R] = []
-        for proc in procs:
-            assert proc.stdout is not None
-            data = proc.stdout.read()
-            if proc.wait() != 0:
-                raise RuntimeError(
-                    f"a synthetic-data worker process failed (exit code {proc.returncode}); "
-                    "its error is printed above"
-                )
-            results.extend(pickle.loads(data))  # our own child's output, not user data
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, processes
 from cmseg.data.synthetic.ris import RIS_COLOURS
 from cmseg.data.synthetic.rvos import MOTIONS, render_and_write, write_video_json
 from cmseg.io import write_json
@@ -121,8 +121,8 @@ def write_fsrvos(
     if not 0.0 <= twin_prob <= 1.0:
         raise ValueError(f"twin_prob must be in [0, 1], got {twin_prob!r}")
     jobs = [(str(out), i, seed, size, classes, float(twin_prob)) for i in range(n)]
-    workers = draw.default_workers(n, per_worker=20) if workers is None else max(1, int(workers))
-    results = draw.parallel_map(_video_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n, per_worker=20)
+    results = processes.parallel_map(_video_job, jobs, workers)
     stats = write_video_json(Path(out), results, "ytvos", ("train",))
     write_json(Path(out) / "categories.json",
                {name: i + 1 for i, name in enumerate(draw.SHAPES[:classes])})  # fmt: skip

@@ -43,24 +43,13 @@ objects from 2-3 shapes and 2-3 colours, so most objects need two or three words
 probability ``twin_prob`` an image holds a **twin pair**: two objects identical in shape, colour
 and size, which only a spatial relation can tell apart.
 
-**Grammar.** ::
+**Sentences** (:mod:`.ris_grammar`, whose names are re-exported here)::
 
-    S    -> NP | NP REL NP' | NP "that is" REL NP'      (each NP with "the", or bare)
-    NP   -> [SIZE] [COLOUR] SHAPE
-    SIZE -> small | little | big | large
-    REL  -> left of | to the left of | right of | to the right of | above | below | under
+    S    -> NP | NP REL NP' | NP "that is" REL NP'      NP -> [SIZE] [COLOUR] SHAPE
 
-Relations compare the centres of the objects' boxes: "A left of B" is *true* when A's centre is
-at least ``0.1 * size`` left of B's, *false* when it is at most ``0.025 * size`` left of it (or
-right of it), and undecided in between.
-
-**Uniqueness by construction.** A sentence is kept only when the objects matching its head NP
-are exactly the referent (attribute sentences), or when the anchor NP' matches exactly one
-object, the relation is true for the referent, and false (not undecided) for every other object
-the head NP matches. A sentence is **relation-only** when the referent's full description (size,
-colour and shape) matches another object too: no attribute sentence can name it. Each object
-with at least one valid sentence becomes a ref with 1-3 sentences (attribute and relational
-mixed); relation-only refs get only relational ones.
+Every sentence names exactly its referent, by its attributes or by a spatial relation to a
+uniquely described anchor. A sentence is **relation-only** when the referent's full description
+(size, colour and shape) matches another object too: no attribute sentence can name it.
 
 :func:`parse_sentence` and :func:`resolve` read sentences back; :func:`difficulty` scores the
 "colour and shape words alone" baseline against the full resolver from the files on disk.
@@ -72,7 +61,6 @@ import json
 import math
 import pickle
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +68,21 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
+from cmseg.data.synthetic.ris_grammar import FALSE_MARGIN as FALSE_MARGIN
+from cmseg.data.synthetic.ris_grammar import (
+    RELATIONS,
+    RIS_COLOURS,
+    RIS_SHAPES,
+    SIZE_WORDS,
+    Obj,
+    matches,
+    parse_sentence,
+    refs_for_image,
+    relation,
+    resolve,
+)
+from cmseg.data.synthetic.ris_grammar import TRUE_MARGIN as TRUE_MARGIN
 from cmseg.io import atomic_open, write_json
 
 __all__ = [
@@ -101,158 +103,10 @@ __all__ = [
 ]
 
 DEFAULT_N = 100
-RIS_SHAPES: tuple[str, ...] = (
-    "circle", "square", "triangle", "star", "arrow", "diamond", "cross", "heart",
-)  # fmt: skip
-RIS_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "white")
-#: surface words of each size value
-SIZE_WORDS: dict[str, tuple[str, ...]] = {"small": ("small", "little"), "big": ("big", "large")}
-#: surface phrases of each relation, longest first for parsing
-RELATIONS: dict[str, tuple[str, ...]] = {
-    "left": ("to the left of", "left of"),
-    "right": ("to the right of", "right of"),
-    "above": ("above",),
-    "below": ("below", "under"),
-}
 SPLIT_OF_DIGIT = ("train",) * 7 + ("val", "testA", "testB")
 #: Radius ranges of the circumscribed circle, as a share of the side. Big enough that a small
 #: object spans 2-3 cells of a stride-8 map at 128 px (CMPC's resolution in the demo).
 RADII = {"small": (0.084, 0.112), "big": (0.154, 0.196)}
-TRUE_MARGIN, FALSE_MARGIN = 0.1, 0.025
-
-
-@dataclass(frozen=True)
-class Obj:
-    """One object of a scene: attributes and its box centre (pixels)."""
-
-    shape: str
-    colour: str
-    size: str
-    x: float
-    y: float
-
-
-def relation(rel: str, a: Obj, b: Obj, side: int) -> bool | None:
-    """Three-valued spatial relation "a REL b": True, False, or None (undecided)."""
-    if a is b:
-        return False
-    if rel == "left":
-        d = b.x - a.x
-    elif rel == "right":
-        d = a.x - b.x
-    elif rel == "above":
-        d = b.y - a.y
-    elif rel == "below":
-        d = a.y - b.y
-    else:
-        raise ValueError(f"unknown relation {rel!r}")
-    if d >= TRUE_MARGIN * side:
-        return True
-    if d <= FALSE_MARGIN * side:
-        return False
-    return None
-
-
-def matches(o: Obj, shape: str | None, colour: str | None, size: str | None) -> bool:
-    """Whether ``o`` fits the words of a noun phrase (None = word absent)."""
-    return (
-        (shape is None or o.shape == shape)
-        and (colour is None or o.colour == colour)
-        and (size is None or o.size == size)
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Sentence generation
-
-
-_HEADS = ((False, False), (False, True), (True, False), (True, True))  # (size?, colour?)
-
-
-def _np_words(o: Obj, use_size: bool, use_colour: bool, rng: np.random.Generator) -> str:
-    words = []
-    if use_size:
-        options = SIZE_WORDS[o.size]
-        words.append(options[int(rng.integers(len(options)))])
-    if use_colour:
-        words.append(o.colour)
-    words.append(o.shape)
-    return " ".join(words)
-
-
-def _matching(objs: list[Obj], o: Obj, use_size: bool, use_colour: bool) -> list[Obj]:
-    return [
-        x for x in objs
-        if matches(x, o.shape, o.colour if use_colour else None, o.size if use_size else None)
-    ]  # fmt: skip
-
-
-def _candidate_sentences(
-    objs: list[Obj], i: int, side: int, rng: np.random.Generator
-) -> tuple[list[dict[str, Any]], bool]:
-    """All valid sentences (as generation records) for object ``i``; and its relation-only flag."""
-    o = objs[i]
-    relation_only = len(_matching(objs, o, True, True)) > 1
-    found: list[dict[str, Any]] = []
-    for use_size, use_colour in _HEADS:
-        head = _matching(objs, o, use_size, use_colour)
-        if head == [o]:
-            found.append({"kind": "attribute", "head": (use_size, use_colour)})
-            continue
-        for j, a in enumerate(objs):
-            if j == i:
-                continue
-            anchor_head = next(
-                (h for h in _HEADS if _matching(objs, a, *h) == [a]), None
-            )  # the shortest unique description of the anchor
-            if anchor_head is None:
-                continue
-            for rel in RELATIONS:
-                if relation(rel, o, a, side) is not True:
-                    continue
-                if all(relation(rel, x, a, side) is False for x in head if x is not o):
-                    found.append(
-                        {"kind": "relation", "head": (use_size, use_colour), "rel": rel,
-                         "anchor": j, "anchor_head": anchor_head}
-                    )  # fmt: skip
-    return found, relation_only
-
-
-def _surface(rec: dict[str, Any], objs: list[Obj], i: int, rng: np.random.Generator) -> str:
-    article = rng.random() < 0.8
-    head = _np_words(objs[i], *rec["head"], rng)
-    if rec["kind"] == "attribute":
-        return f"the {head}" if article else head
-    phrases = RELATIONS[rec["rel"]]
-    rel = phrases[int(rng.integers(len(phrases)))]
-    anchor = _np_words(objs[rec["anchor"]], *rec["anchor_head"], rng)
-    that = "that is " if rng.random() < 0.3 else ""
-    if article:
-        return f"the {head} {that}{rel} the {anchor}"
-    return f"{head} {that}{rel} {anchor}"
-
-
-def _choose_sentences(
-    cands: list[dict[str, Any]], relation_only: bool, rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    if not cands:
-        return []
-    want = int(rng.integers(1, 4))
-    attrs = [c for c in cands if c["kind"] == "attribute"]
-    rels = [c for c in cands if c["kind"] == "relation"]
-    chosen: list[dict[str, Any]] = []
-    if attrs and not relation_only:
-        chosen.append(attrs[0])  # the shortest attribute description
-    order = rng.permutation(len(rels))
-    for k in order:
-        if len(chosen) >= want:
-            break
-        chosen.append(rels[int(k)])
-    for c in attrs[1:]:
-        if len(chosen) >= want:
-            break
-        chosen.append(c)
-    return chosen
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +114,8 @@ def _choose_sentences(
 
 
 def _plan_objects(rng: np.random.Generator, twin_prob: float) -> list[tuple[str, str, str]]:
+    """``(shape, colour, size)`` of 3-6 objects drawn from 2-3 shapes and 2-3 colours; the
+    second copies the first (a twin pair) with probability ``twin_prob``."""
     k = int(rng.integers(3, 7))
     shapes = list(rng.choice(RIS_SHAPES, size=int(rng.integers(2, 4)), replace=False))
     colours = list(rng.choice(RIS_COLOURS, size=int(rng.integers(2, 4)), replace=False))
@@ -285,6 +141,8 @@ def _decode(rle: dict[str, Any]) -> np.ndarray:
 
 
 def _polygon_mask(poly: list[float], s: int) -> tuple[np.ndarray, list[float], float]:
+    """Rasterise a flat polygon in an ``s x s`` image as pycocotools does: ``(mask, bbox,
+    area)``, so the painted object and its annotation agree to the pixel."""
     rle = mask_utils.merge(mask_utils.frPyObjects([poly], s, s))
     mask = _decode(rle)
     bbox = [float(v) for v in mask_utils.toBbox(rle)]
@@ -335,44 +193,24 @@ def make_image(
 
 
 def _image_job(job: tuple[Any, ...]) -> dict[str, Any]:
+    """Draw, write and describe image ``index`` (one job of :func:`write_ris`): its objects and
+    refs, from the image's own generator."""
     out, index, seed, size, twin_prob = job
     rng = draw.item_rng(seed, "ris", index)
     rgb, objects = make_image(rng, size, twin_prob)
     image_id = index + 1
-    draw.write_jpeg(Path(out) / "images" / "train2014" / _file_name(image_id), rgb)
+    files.write_jpeg(Path(out) / "images" / "train2014" / _file_name(image_id), rgb)
     objs = [Obj(o["shape"], o["colour"], o["size"], o["x"], o["y"]) for o in objects]
-    refs = []
-    for i in range(len(objs)):
-        cands, relation_only = _candidate_sentences(objs, i, size, rng)
-        chosen = _choose_sentences(cands, relation_only, rng)
-        if not chosen:
-            continue
-        sentences = []
-        seen: set[str] = set()
-        for rec in chosen:
-            sent = _surface(rec, objs, i, rng)
-            if sent in seen:
-                continue
-            seen.add(sent)
-            sentences.append(
-                {"sent": sent, "raw": _raw(sent, rng), "relation_only": relation_only,
-                 "kind": rec["kind"]}
-            )  # fmt: skip
-        refs.append({"obj": i, "sentences": sentences})
-    return {"image_id": image_id, "objects": objects, "refs": refs}
-
-
-def _raw(sent: str, rng: np.random.Generator) -> str:
-    raw = sent
-    if rng.random() < 0.3:
-        raw = raw[0].upper() + raw[1:]
-    if rng.random() < 0.2:
-        raw += "."
-    return raw
+    return {"image_id": image_id, "objects": objects, "refs": refs_for_image(objs, size, rng)}
 
 
 def _file_name(image_id: int) -> str:
+    """The image's file name under ``images/train2014`` (RefCOCO's)."""
     return f"COCO_train2014_{image_id:012d}.jpg"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the REFER files
 
 
 def write_ris(
@@ -398,60 +236,11 @@ def write_ris(
     if not 0.0 <= twin_prob <= 1.0:
         raise ValueError(f"twin_prob must be in [0, 1], got {twin_prob!r}")
     jobs = [(str(out), i, seed, size, float(twin_prob)) for i in range(n)]
-    workers = draw.default_workers(n, per_worker=200) if workers is None else max(1, int(workers))
-    results = draw.parallel_map(_image_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n, per_worker=200)
+    results = processes.parallel_map(_image_job, jobs, workers)
 
-    images, annotations, refs = [], [], []
-    sent_id = 0
-    stats = {s: {"images": 0, "refs": 0, "sentences": 0, "relation_only": 0} for s in
-             ("train", "val", "testA", "testB")}  # fmt: skip
-    for res in results:
-        image_id = res["image_id"]
-        split = SPLIT_OF_DIGIT[(image_id - 1) % 10]
-        stats[split]["images"] += 1
-        images.append({"id": image_id, "file_name": _file_name(image_id), "height": size,
-                       "width": size})  # fmt: skip
-        for j, o in enumerate(res["objects"]):
-            annotations.append(
-                {
-                    "id": image_id * 10 + j,
-                    "image_id": image_id,
-                    "category_id": draw.SHAPES.index(o["shape"]) + 1,
-                    "segmentation": [o["polygon"]],
-                    "area": o["area"],
-                    "bbox": o["bbox"],
-                    "iscrowd": 0,
-                }
-            )
-        for ref in res["refs"]:
-            ann_id = image_id * 10 + ref["obj"]
-            sentences = []
-            for s in ref["sentences"]:
-                sentences.append(
-                    {"tokens": s["sent"].split(), "raw": s["raw"], "sent_id": sent_id,
-                     "sent": s["sent"]}
-                )  # fmt: skip
-                stats[split]["relation_only"] += int(s["relation_only"])
-                sent_id += 1
-            stats[split]["refs"] += 1
-            stats[split]["sentences"] += len(sentences)
-            refs.append(
-                {
-                    "ref_id": len(refs),
-                    "ann_id": ann_id,
-                    "image_id": image_id,
-                    "split": split,
-                    "sentences": sentences,
-                    "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
-                    "category_id": draw.SHAPES.index(res["objects"][ref["obj"]]["shape"]) + 1,
-                    "sent_ids": [s["sent_id"] for s in sentences],
-                }
-            )
-    categories = [
-        {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(draw.SHAPES)
-    ]
+    instances, refs, stats = _refer_records(results, size)
     root = Path(out) / "refcoco"
-    instances = {"images": images, "annotations": annotations, "categories": categories}
     write_json(root / "instances.json", instances, indent=None)
     with atomic_open(root / "refs(unc).p", "wb") as handle:
         pickle.dump(refs, handle, protocol=2)
@@ -469,63 +258,91 @@ def write_ris(
     }
 
 
+def _refer_records(
+    results: list[dict[str, Any]], size: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """``instances.json``, the refs pickle's list and per-split counts from the images' jobs.
+
+    Ids follow the module docstring: ``ann_id = image_id * 10 + j``; ``ref_id`` and
+    ``sent_id`` count from 0 in image order.
+    """
+    images, annotations, refs = [], [], []
+    sent_id = 0
+    stats = {s: {"images": 0, "refs": 0, "sentences": 0, "relation_only": 0} for s in
+             ("train", "val", "testA", "testB")}  # fmt: skip
+    for res in results:
+        image_id = res["image_id"]
+        split = SPLIT_OF_DIGIT[(image_id - 1) % 10]
+        stats[split]["images"] += 1
+        images.append({"id": image_id, "file_name": _file_name(image_id), "height": size,
+                       "width": size})  # fmt: skip
+        annotations.extend(_annotations(image_id, res["objects"]))
+        for ref in res["refs"]:
+            record = _ref_record(ref, res, split, ref_id=len(refs), first_sent_id=sent_id)
+            sent_id += len(record["sentences"])
+            stats[split]["relation_only"] += sum(int(s["relation_only"]) for s in ref["sentences"])
+            stats[split]["refs"] += 1
+            stats[split]["sentences"] += len(record["sentences"])
+            refs.append(record)
+    categories = [
+        {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(draw.SHAPES)
+    ]
+    instances = {"images": images, "annotations": annotations, "categories": categories}
+    return instances, refs, stats
+
+
+def _annotations(image_id: int, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The COCO annotations of one image's objects (polygon, pycocotools' area and box)."""
+    return [
+        {
+            "id": image_id * 10 + j,
+            "image_id": image_id,
+            "category_id": draw.SHAPES.index(o["shape"]) + 1,
+            "segmentation": [o["polygon"]],
+            "area": o["area"],
+            "bbox": o["bbox"],
+            "iscrowd": 0,
+        }
+        for j, o in enumerate(objects)
+    ]
+
+
+def _ref_record(
+    ref: dict[str, Any], res: dict[str, Any], split: str, *, ref_id: int, first_sent_id: int
+) -> dict[str, Any]:
+    """One REFER ref dict (exactly the REFER keys) for a ref of an image's job ``res``; its
+    sentences get consecutive ids from ``first_sent_id``."""
+    image_id = res["image_id"]
+    ann_id = image_id * 10 + ref["obj"]
+    sentences = [
+        {"tokens": s["sent"].split(), "raw": s["raw"], "sent_id": first_sent_id + k,
+         "sent": s["sent"]}
+        for k, s in enumerate(ref["sentences"])
+    ]  # fmt: skip
+    return {
+        "ref_id": ref_id,
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "split": split,
+        "sentences": sentences,
+        "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+        "category_id": draw.SHAPES.index(res["objects"][ref["obj"]]["shape"]) + 1,
+        "sent_ids": [s["sent_id"] for s in sentences],
+    }
+
+
 # --------------------------------------------------------------------------------------------
-# Reading sentences back
-
-
-_SIZE_OF_WORD = {w: k for k, ws in SIZE_WORDS.items() for w in ws}
-_REL_PHRASES = sorted(
-    ((p.split(), rel) for rel, ps in RELATIONS.items() for p in ps), key=lambda t: -len(t[0])
-)
-
-
-def _parse_np(words: list[str]) -> tuple[str | None, str | None, str | None]:
-    shape = next((w for w in words if w in RIS_SHAPES), None)
-    colour = next((w for w in words if w in RIS_COLOURS), None)
-    size = next((_SIZE_OF_WORD[w] for w in words if w in _SIZE_OF_WORD), None)
-    return shape, colour, size
-
-
-def parse_sentence(sent: str) -> dict[str, Any]:
-    """Parse a sentence of the grammar.
-
-    Returns:
-        ``{"head": (shape, colour, size), "rel": str | None, "anchor": (shape, colour, size) |
-        None}`` (absent words are None).
-    """
-    words = sent.lower().rstrip(".").split()
-    for i in range(len(words)):
-        for phrase, rel in _REL_PHRASES:
-            if words[i : i + len(phrase)] == phrase:
-                return {
-                    "head": _parse_np(words[:i]),
-                    "rel": rel,
-                    "anchor": _parse_np(words[i + len(phrase) :]),
-                }
-    return {"head": _parse_np(words), "rel": None, "anchor": None}
-
-
-def resolve(parsed: dict[str, Any], objs: list[Obj], side: int) -> list[int]:
-    """Indices of the objects a parsed sentence can refer to (exactly one when it is valid).
-
-    An object qualifies when it fits the head and, with a relation, the relation to the unique
-    anchor is not false (undecided counts as possible, so ambiguity shows as several indices).
-    """
-    head = [i for i, o in enumerate(objs) if matches(o, *parsed["head"])]
-    if parsed["rel"] is None:
-        return head
-    anchors = [a for a in objs if matches(a, *parsed["anchor"])]
-    if len(anchors) != 1:
-        return head if not anchors else [i for i in head if objs[i] not in anchors] or head
-    return [i for i in head if relation(parsed["rel"], objs[i], anchors[0], side) is not False]
+# Reading the files back
 
 
 def _colour_name(rgb: np.ndarray) -> str:
+    """The named colour (of :data:`RIS_COLOURS`) nearest to an RGB value."""
     palette = np.array([draw.COLOURS[c] for c in RIS_COLOURS], dtype=np.float32)
     return RIS_COLOURS[int(np.argmin(((palette - rgb.astype(np.float32)) ** 2).sum(axis=1)))]
 
 
 def _unit_area(shape: str) -> float:
+    """Area of the polygon of ``shape`` at radius 1 (what size words are judged against)."""
     return float(cv2.contourArea(draw.shape_polygon(shape, 0.0, 0.0, 1.0).astype(np.float32)))
 
 

@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
 from cmseg.data.synthetic.ris import RIS_COLOURS, RIS_SHAPES
 from cmseg.io import write_json
 
@@ -287,11 +287,11 @@ def render_and_write(
     vid = f"v{index:05d}"
     names = _frame_names(n_frames, layout)
     base = Path(out) / split
-    palette = draw.voc_palette()
+    palette = files.voc_palette()
     for name, frame, lab in zip(names, frames, labels, strict=True):
-        draw.write_jpeg(base / "JPEGImages" / vid / f"{name}.jpg", frame)
+        files.write_jpeg(base / "JPEGImages" / vid / f"{name}.jpg", frame)
         if layout == "ytvos":
-            draw.write_png_fast(base / "Annotations" / vid / f"{name}.png", lab, palette=palette)
+            files.write_png_fast(base / "Annotations" / vid / f"{name}.png", lab, palette=palette)
     visible = [
         [names[t] for t in range(n_frames) if (labels[t] == k + 1).any()] for k in range(len(objs))
     ]
@@ -438,8 +438,8 @@ def write_rvos(
         )
         for i in range(n)
     ]
-    workers = draw.default_workers(n, per_worker=20) if workers is None else max(1, int(workers))
-    results = draw.parallel_map(_clip_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n, per_worker=20)
+    results = processes.parallel_map(_clip_job, jobs, workers)
     stats = write_video_json(Path(out), results, layout, splits)
     n_files = sum(r["n_frames"] for r in results) * (2 if layout == "ytvos" else 1)
     n_files += 2 * len(splits)

@@ -62,7 +62,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cmseg.data.synthetic import draw
+from cmseg.data.synthetic import draw, files, processes
 
 __all__ = [
     "Corruption",
@@ -143,6 +143,31 @@ def _dome(mask: np.ndarray, cx: float, cy: float, r: float, x0: int, y0: int) ->
     return np.clip(1.0 - d2, 0.0, 1.0)
 
 
+@dataclass
+class _ScenePlan:
+    """The objects of a scene before drawing: per object a shape, radius (px), full area (px),
+    two texture colours and their mean colour's saturation; which one is the salient
+    ``target``, and the drawing ``order`` (the target last)."""
+
+    shapes: list[str]
+    radii: np.ndarray
+    areas: np.ndarray
+    colours: list[tuple[np.ndarray, np.ndarray]]
+    sats: np.ndarray
+    target: int
+    order: list[int]
+
+
+@dataclass
+class _Camouflage:
+    """Where a camouflaged target takes its texture: the background padded by ``pad`` px
+    (reflected) and read at an offset of ``shift`` px."""
+
+    pad: int
+    background: np.ndarray
+    shift: np.ndarray
+
+
 def make_scene(
     rng: np.random.Generator,
     size: int,
@@ -160,10 +185,40 @@ def make_scene(
         ``saturations``).
     """
     s = size
-    y, x = draw._grid(s, s)
     rgb = draw.background(rng, s, s, clutter=int(rng.integers(4, 9)))
+    aux = _aux_background(rng, s, modality)
+    ground = aux.copy()
+    plan = _plan_scene(rng, s)
+    camo = _camouflage_source(rng, rgb) if camouflage else None
 
-    # Auxiliary background.
+    gt = None
+    for i in plan.order:
+        mask = _draw_object(rng, rgb, aux, ground, plan, i, modality, camo)
+        if mask is not None and i == plan.target:
+            gt = mask.copy()
+
+    aux = _sensor_aux(rng, aux, modality)
+    if corruption is not None and corruption.active:
+        aux = corrupt_aux(aux, rng, corruption)
+
+    # Camera: a slight blur and sensor noise on the RGB.
+    rgb_u8 = draw.sensor_noise(rng, cv2.GaussianBlur(rgb, (3, 3), 0.6), 5)
+    assert gt is not None
+    info = {
+        "shapes": plan.shapes,
+        "target": plan.target,
+        "camouflage": bool(camouflage),
+        "radii": [float(r) for r in plan.radii],
+        "areas": [float(a) for a in plan.areas],
+        "saturations": [float(v) for v in plan.sats],
+    }
+    return rgb_u8, _to_uint8(aux), gt, info
+
+
+def _aux_background(rng: np.random.Generator, s: int, modality: str) -> np.ndarray:
+    """The aux map without objects, ``float32`` ``(s, s)`` in ``[0, 1]``: a receding ground
+    ramp with smooth noise (depth) or an ambient level with smooth variation (thermal)."""
+    y, x = draw._grid(s, s)
     if modality == "depth":
         theta = rng.uniform(-0.5, 0.5)  # the ground recedes upwards, slightly tilted
         ramp = (y * math.cos(theta) + (x - s / 2) * math.sin(theta)) * (1.0 / s)
@@ -172,10 +227,13 @@ def make_scene(
         aux = 0.15 + 0.2 * draw.value_noise(rng, s, s, cell=s / 3)
     else:
         raise ValueError(f"modality must be 'depth' or 'thermal', got {modality!r}")
-    aux = aux.astype(np.float32)
-    ground = aux.copy()
+    return aux.astype(np.float32)
 
-    # Objects: radii, colours, and which one is salient.
+
+def _plan_scene(rng: np.random.Generator, s: int) -> _ScenePlan:
+    """3-6 objects (radii 7-17 % of the side, the largest at least 15 %) and the salient one:
+    neither the largest by area nor the most saturated, so no "biggest" or "most colourful
+    blob" heuristic finds it."""
     k = int(rng.integers(3, 7))
     radii = rng.uniform(0.07, 0.17, size=k) * s
     radii[int(np.argmax(radii))] = max(radii.max(), 0.15 * s)
@@ -193,48 +251,70 @@ def make_scene(
     candidates = [i for i in range(k) if i not in (largest, most_colourful)]
     target = int(rng.choice(candidates))
     order = [i for i in rng.permutation(k) if i != target] + [target]  # target drawn last
+    return _ScenePlan(shapes, radii, areas, colours, sats, target, order)
 
-    if camouflage:
-        pad = s // 2
-        bg_pad = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-        bg_shift = rng.uniform(0.15, 0.35, size=2) * s * rng.choice([-1, 1], size=2)
 
-    gt = None
-    for i in order:
-        r = float(radii[i])
-        cx, cy = rng.uniform(r, s - r, size=2)
-        mask = draw.shape_mask(
-            shapes[i], (s, s), cx, cy, r, angle=float(rng.uniform(0, 2 * math.pi))
-        )
-        bbox = draw.mask_bbox(mask)
-        if bbox is None:  # pragma: no cover - radii >= 0.07 s always draw pixels
-            continue
-        x0, y0, x1, y1 = bbox
-        m = mask[y0:y1, x0:x1]
-        if i == target and camouflage:
-            dx, dy = int(bg_shift[0]), int(bg_shift[1])
-            ys, xs = y0 + pad + dy, x0 + pad + dx
-            patch = bg_pad[ys : ys + (y1 - y0), xs : xs + (x1 - x0)].astype(np.float32)
-            patch = np.clip(patch * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
+def _camouflage_source(rng: np.random.Generator, rgb: np.ndarray) -> _Camouflage:
+    """The background, padded by half the side, and a random offset of 15-35 % of the side
+    per axis: the camouflaged target wears the background from there."""
+    s = rgb.shape[0]
+    pad = s // 2
+    bg_pad = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    bg_shift = rng.uniform(0.15, 0.35, size=2) * s * rng.choice([-1, 1], size=2)
+    return _Camouflage(pad, bg_pad, bg_shift)
+
+
+def _draw_object(
+    rng: np.random.Generator,
+    rgb: np.ndarray,
+    aux: np.ndarray,
+    ground: np.ndarray,
+    plan: _ScenePlan,
+    i: int,
+    modality: str,
+    camo: _Camouflage | None,
+) -> np.ndarray | None:
+    """Place object ``i`` at random, paint it into ``rgb`` and raise it in ``aux`` (both in
+    place); returns its full ``bool`` ``(S, S)`` mask (None if it drew no pixel)."""
+    s = rgb.shape[0]
+    r = float(plan.radii[i])
+    cx, cy = rng.uniform(r, s - r, size=2)
+    mask = draw.shape_mask(
+        plan.shapes[i], (s, s), cx, cy, r, angle=float(rng.uniform(0, 2 * math.pi))
+    )
+    bbox = draw.mask_bbox(mask)
+    if bbox is None:  # pragma: no cover - radii >= 0.07 s always draw pixels
+        return None
+    x0, y0, x1, y1 = bbox
+    m = mask[y0:y1, x0:x1]
+    if i == plan.target and camo is not None:
+        dx, dy = int(camo.shift[0]), int(camo.shift[1])
+        ys, xs = y0 + camo.pad + dy, x0 + camo.pad + dx
+        patch = camo.background[ys : ys + (y1 - y0), xs : xs + (x1 - x0)].astype(np.float32)
+        patch = np.clip(patch * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
+    else:
+        tex = draw.random_texture(rng, y1 - y0, x1 - x0, scale=r * rng.uniform(0.3, 1.0))
+        patch = draw.colourise(tex, *plan.colours[i])
+    draw.paste(rgb, patch, m, (x0, y0))
+    dome = _dome(m, cx, cy, r, x0, y0)
+    region = aux[y0:y1, x0:x1]
+    if i == plan.target:
+        level = rng.uniform(0.72, 0.9) if modality == "depth" else rng.uniform(0.7, 0.85)
+        bump = 0.08 if modality == "depth" else 0.12
+    else:
+        if modality == "depth":  # a distractor stands above the ground behind it
+            level = float(ground[int(cy), int(cx)]) + rng.uniform(0.06, 0.2)
         else:
-            tex = draw.random_texture(rng, y1 - y0, x1 - x0, scale=r * rng.uniform(0.3, 1.0))
-            patch = draw.colourise(tex, *colours[i])
-        draw.paste(rgb, patch, m, (x0, y0))
-        dome = _dome(m, cx, cy, r, x0, y0)
-        region = aux[y0:y1, x0:x1]
-        if i == target:
-            level = rng.uniform(0.72, 0.9) if modality == "depth" else rng.uniform(0.7, 0.85)
-            bump = 0.08 if modality == "depth" else 0.12
-        else:
-            if modality == "depth":
-                level = float(ground[int(cy), int(cx)]) + rng.uniform(0.06, 0.2)
-            else:
-                level = rng.uniform(0.35, 0.55)
-            bump = 0.05
-        region[m] = (level + bump * dome)[m]
-        if i == target:
-            gt = mask.copy()
+            level = rng.uniform(0.35, 0.55)
+        bump = 0.05
+    region[m] = (level + bump * dome)[m]
+    return mask
 
+
+def _sensor_aux(rng: np.random.Generator, aux: np.ndarray, modality: str) -> np.ndarray:
+    """The aux map as a sensor sees it: thermal optics blur, or a depth sensor of a quarter of
+    the resolution (at least 64 px); then +-3 grey levels of noise, clipped to ``[0, 1]``."""
+    s = aux.shape[0]
     if modality == "thermal":  # soft thermal optics
         aux = cv2.GaussianBlur(aux, (0, 0), sigmaX=max(0.5, s / 100))
     else:  # a depth sensor of a quarter of the RGB resolution (at least 64 px)
@@ -244,21 +324,7 @@ def make_scene(
     # sensor noise: uniform in +-3 grey levels (sigma ~ 2 levels; integer draws are cheap)
     aux += rng.integers(-3, 4, size=(s, s), dtype=np.int8).astype(np.float32) * np.float32(1 / 255)
     np.clip(aux, 0, 1, out=aux)
-    if corruption is not None and corruption.active:
-        aux = corrupt_aux(aux, rng, corruption)
-
-    # Camera: a slight blur and sensor noise on the RGB.
-    rgb_u8 = draw.sensor_noise(rng, cv2.GaussianBlur(rgb, (3, 3), 0.6), 5)
-    assert gt is not None
-    info = {
-        "shapes": shapes,
-        "target": target,
-        "camouflage": bool(camouflage),
-        "radii": [float(r) for r in radii],
-        "areas": [float(a) for a in areas],
-        "saturations": [float(v) for v in sats],
-    }
-    return rgb_u8, _to_uint8(aux), gt, info
+    return aux
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,9 +340,9 @@ def _scene_job(job: tuple[Any, ...]) -> int:
     )
     name = f"{index:05d}"
     base = Path(out) / set_name
-    draw.write_jpeg(base / "RGB" / f"{name}.jpg", rgb)
-    draw.write_png_fast(base / aux_dir / f"{name}.png", aux)
-    draw.write_png_fast(base / "GT" / f"{name}.png", gt)
+    files.write_jpeg(base / "RGB" / f"{name}.jpg", rgb)
+    files.write_png_fast(base / aux_dir / f"{name}.png", aux)
+    files.write_png_fast(base / "GT" / f"{name}.png", gt)
     return int(camo)
 
 
@@ -325,8 +391,8 @@ def write_sod(
          camo_share, corruption)
         for i in range(n)
     ]  # fmt: skip
-    workers = draw.default_workers(n) if workers is None else max(1, int(workers))
-    camo_flags = draw.parallel_map(_scene_job, jobs, workers)
+    workers = processes.resolve_workers(workers, n)
+    camo_flags = processes.parallel_map(_scene_job, jobs, workers)
     return {
         "n": n,
         "workers": workers,
@@ -376,7 +442,7 @@ def write_corrupted_set(
     for folder in ("RGB", "GT"):
         for path in sorted((src / folder).iterdir()):
             if path.is_file() and not path.name.startswith("."):
-                draw.write_bytes(dst / folder / path.name, path.read_bytes())
+                files.write_bytes(dst / folder / path.name, path.read_bytes())
                 copied += 1
     maps = 0
     for path in sorted((src / aux_dir).iterdir()):
@@ -393,7 +459,7 @@ def write_corrupted_set(
             hashlib.blake2b(path.stem.encode(), digest_size=7).digest(), "big"
         )
         rng = draw.item_rng(seed, "corrupt", stem_code)
-        draw.write_png_fast(
+        files.write_png_fast(
             dst / aux_dir / f"{path.stem}.png", _to_uint8(corrupt_aux(aux, rng, corruption))
         )
         maps += 1
