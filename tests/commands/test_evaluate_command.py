@@ -17,7 +17,7 @@ from cmseg.errors import CmsegError, InputError
 from cmseg.io import read_grey, write_png
 from cmseg.tasks import load_evaluation
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])
 
 

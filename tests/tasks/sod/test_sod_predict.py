@@ -22,7 +22,7 @@ from cmseg.models import build_model
 from cmseg.predictors import SODPredictor
 from cmseg.tasks.sod.process import final_logits, postprocess, preprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "sod" / "xmsnet_tiny.yaml"
 ENV = {**os.environ, "CMSEG_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
 

@@ -15,7 +15,7 @@ from cmseg.config import load_config, to_dict
 from cmseg.models.cmpc import cmpc_backbone
 from cmseg.tasks.ris.demo import BACKBONE, HELD_OUT, METHODS, demo_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("method", list(METHODS))

@@ -21,7 +21,7 @@ from cmseg.tasks.sod.process import as_aux, postprocess, preprocess
 from cmseg.tasks.sod.train import build_training as build_sod_training
 from cmseg.tasks.sod.validate import METRIC_NAMES, SODValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs" / "sod").glob("*.yaml"))
 TINY = ROOT / "configs" / "sod" / "xmsnet_tiny.yaml"
 

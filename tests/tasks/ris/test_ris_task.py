@@ -28,7 +28,7 @@ from cmseg.tasks.ris.process import postprocess, preprocess
 from cmseg.tasks.ris.train import build_training as build_ris_training
 from cmseg.tasks.ris.validate import RISValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "ris" / "cmpc_tiny.yaml"
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -15,7 +15,7 @@ from cmseg.errors import InputError
 from cmseg.models import build_model
 from cmseg.tasks.sod.demo import METHODS, demo_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 
