@@ -77,7 +77,9 @@ def count_gflops(model: torch.nn.Module, size: int) -> tuple[float, float]:
         return image_part, counter.get_total_flops() / 1e9
 
 
-def train_rate(model: torch.nn.Module, batch: int, size: int, iters: int, device: torch.device) -> float:
+def train_rate(
+    model: torch.nn.Module, batch: int, size: int, iters: int, device: torch.device
+) -> float:
     """Training images per second: forward, loss, backward, Adam step."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -94,7 +96,11 @@ def train_rate(model: torch.nn.Module, batch: int, size: int, iters: int, device
 
 
 def infer_rate(
-    model: torch.nn.Module, batch: int, size: int, iters: int, device: torch.device,
+    model: torch.nn.Module,
+    batch: int,
+    size: int,
+    iters: int,
+    device: torch.device,
     amp: torch.dtype | None = None,
 ) -> float:
     """Inference images per second (one sentence each) under ``inference_mode``."""
@@ -102,7 +108,9 @@ def infer_rate(
     model.to(memory_format=torch.channels_last)
     images, sentences, _ = _batch(batch, size, device)
     images = images.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    )
     with torch.inference_mode(), autocast:
         seconds = seconds_per_call(lambda: model(images, sentences), iters, device)
     model.to(memory_format=torch.contiguous_format)
@@ -152,8 +160,21 @@ def main() -> None:
             train = train_rate(model, train_batch, args.size, iters, device)
             infer = infer_rate(model, infer_batch, args.size, iters, device)
             first, further = sentence_costs(model, args.size, iters, device)
-            rows.append((name, kind, params, image_gf, sentence_gf, train, train_batch, infer,
-                         infer_batch, first, further))
+            rows.append(
+                (
+                    name,
+                    kind,
+                    params,
+                    image_gf,
+                    sentence_gf,
+                    train,
+                    train_batch,
+                    infer,
+                    infer_batch,
+                    first,
+                    further,
+                )
+            )
             model.to("cpu")
             print(f"  done: {name} on {kind}", flush=True)
         del model

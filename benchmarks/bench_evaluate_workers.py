@@ -48,7 +48,9 @@ def best_of(task: str, root: Path, workers: int, repeats: int = 3) -> tuple[floa
     times, result = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
-        result = evaluate_folders(load_evaluation(task), root / "pred", root / "gt", workers=workers).result
+        result = evaluate_folders(
+            load_evaluation(task), root / "pred", root / "gt", workers=workers
+        ).result
         times.append(time.perf_counter() - start)
     return min(times), result
 
@@ -56,13 +58,18 @@ def best_of(task: str, root: Path, workers: int, repeats: int = 3) -> tuple[floa
 def main() -> None:
     print(f"cores available: {len(os.sched_getaffinity(0))}")
     with tempfile.TemporaryDirectory() as tmp:
-        for task, writer, what in (("sod", write_sod, "200 pairs 320x320"), ("rvos", write_vos, "12 videos x 40 frames 480x854, 2 objects")):
+        for task, writer, what in (
+            ("sod", write_sod, "200 pairs 320x320"),
+            ("rvos", write_vos, "12 videos x 40 frames 480x854, 2 objects"),
+        ):
             root = Path(tmp) / task
             writer(root)
             t1, r1 = best_of(task, root, 1)
             t2, r2 = best_of(task, root, 2)
             same = "identical" if r1 == r2 else "DIFFERENT"
-            print(f"{task:5s} ({what}): 1 worker {t1:.2f} s, 2 workers {t2:.2f} s, speed-up x{t1 / t2:.2f}; results {same}")
+            print(
+                f"{task:5s} ({what}): 1 worker {t1:.2f} s, 2 workers {t2:.2f} s, speed-up x{t1 / t2:.2f}; results {same}"
+            )
 
 
 if __name__ == "__main__":

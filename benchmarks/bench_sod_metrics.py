@@ -71,27 +71,49 @@ def run_reference(name: str, pairs: Pairs):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Fmeasure is deprecated in favour of FmeasureV2
-        metric = {"MAE": psm.MAE, "S": psm.Smeasure, "E": psm.Emeasure, "F": psm.Fmeasure,
-                  "wF": psm.WeightedFmeasure}[name]()
+        metric = {
+            "MAE": psm.MAE,
+            "S": psm.Smeasure,
+            "E": psm.Emeasure,
+            "F": psm.Fmeasure,
+            "wF": psm.WeightedFmeasure,
+        }[name]()
     for pred, gt in pairs:
         metric.step(pred, gt)
     return metric
 
 
-def reference_values(pairs: Pairs) -> tuple[dict[str, float], dict[str, np.ndarray], list[dict[str, float]]]:
+def reference_values(
+    pairs: Pairs,
+) -> tuple[dict[str, float], dict[str, np.ndarray], list[dict[str, float]]]:
     """Dataset values, curves (ascending thresholds) and per-image values of PySODMetrics."""
     m = {name: run_reference(name, pairs) for name in METRICS}
     em, fm = m["E"].get_results()["em"], m["F"].get_results()
     dataset = {
-        "mae": m["MAE"].get_results()["mae"], "sm": m["S"].get_results()["sm"], "wfm": m["wF"].get_results()["wfm"],
-        "em.adp": em["adp"], "em.mean": em["curve"].mean(), "em.max": em["curve"].max(),
-        "fm.adp": fm["fm"]["adp"], "fm.mean": fm["fm"]["curve"].mean(), "fm.max": fm["fm"]["curve"].max(),
+        "mae": m["MAE"].get_results()["mae"],
+        "sm": m["S"].get_results()["sm"],
+        "wfm": m["wF"].get_results()["wfm"],
+        "em.adp": em["adp"],
+        "em.mean": em["curve"].mean(),
+        "em.max": em["curve"].max(),
+        "fm.adp": fm["fm"]["adp"],
+        "fm.mean": fm["fm"]["curve"].mean(),
+        "fm.max": fm["fm"]["curve"].max(),
     }
-    curves = {"em": em["curve"][::-1], "fm": fm["fm"]["curve"][::-1], "precision": fm["pr"]["p"][::-1],
-              "recall": fm["pr"]["r"][::-1]}
+    curves = {
+        "em": em["curve"][::-1],
+        "fm": fm["fm"]["curve"][::-1],
+        "precision": fm["pr"]["p"][::-1],
+        "recall": fm["pr"]["r"][::-1],
+    }
     per_image = [
-        {"mae": m["MAE"].maes[i], "sm": m["S"].sms[i], "wfm": m["wF"].weighted_fms[i],
-         "em.adp": m["E"].adaptive_ems[i], "fm.adp": m["F"].adaptive_fms[i]}
+        {
+            "mae": m["MAE"].maes[i],
+            "sm": m["S"].sms[i],
+            "wfm": m["wF"].weighted_fms[i],
+            "em.adp": m["E"].adaptive_ems[i],
+            "fm.adp": m["F"].adaptive_fms[i],
+        }
         for i in range(len(pairs))
     ]
     return dataset, curves, per_image
@@ -136,7 +158,10 @@ def cmseg_f(pairs: Pairs) -> None:
     for pred, gt in pairs:
         pair = sod.prepare_pair(pred, gt)
         tp, fp, tp_adp, fp_adp = _counts(pair)
-        for t, f in ((tp, fp), (tp_adp, fp_adp)):  # precision, recall, F (+ IoU, Dice, E: all in one)
+        for t, f in (
+            (tp, fp),
+            (tp_adp, fp_adp),
+        ):  # precision, recall, F (+ IoU, Dice, E: all in one)
             sod.threshold_metrics(t, f, pair.n_fg, pair.pred.size)
 
 
@@ -171,7 +196,9 @@ def largest_differences(pairs: Pairs) -> dict[str, float]:
         diffs[f"curve.{key}"] = float(np.abs(np.asarray(our_curves[key]) - curve).max())
     items = list(ev.per_item().values())
     for key in per_image[0]:
-        diffs[f"per_image.{key}"] = max(abs(r[key] - get(it, key)) for r, it in zip(per_image, items, strict=True))
+        diffs[f"per_image.{key}"] = max(
+            abs(r[key] - get(it, key)) for r, it in zip(per_image, items, strict=True)
+        )
     return diffs
 
 
@@ -184,14 +211,20 @@ def main() -> None:
     cv2.setNumThreads(1)
     pairs = make_pairs(args.images, args.size)
     n = len(pairs)
-    print(f"{n} pairs {args.size}x{args.size}, best of {args.runs}, ms/image; both sides single-threaded "
-          "(OMP_NUM_THREADS=1, cv2.setNumThreads(1))")
+    print(
+        f"{n} pairs {args.size}x{args.size}, best of {args.runs}, ms/image; both sides single-threaded "
+        "(OMP_NUM_THREADS=1, cv2.setNumThreads(1))"
+    )
     # the passes interleave the two sides, so that a busy machine slows both alike
     times: dict[str, list[float]] = {}
     for _ in range(args.runs):
         for name in METRICS:
-            times.setdefault(f"ref.{name}", []).append(timed(lambda name=name: run_reference(name, pairs)))
-            times.setdefault(f"cmseg.{name}", []).append(timed(lambda name=name: CMSEG[name](pairs)))
+            times.setdefault(f"ref.{name}", []).append(
+                timed(lambda name=name: run_reference(name, pairs))
+            )
+            times.setdefault(f"cmseg.{name}", []).append(
+                timed(lambda name=name: CMSEG[name](pairs))
+            )
         times.setdefault("cmseg.total", []).append(timed(lambda: cmseg_all(pairs)))
     ms = {key: min(values) / n * 1e3 for key, values in times.items()}
 
@@ -200,13 +233,17 @@ def main() -> None:
         ref_ms, ours_ms = ms[f"ref.{name}"], ms[f"cmseg.{name}"]
         print(f"{name:7s} {ref_ms:13.3f} {ours_ms:8.3f} {ref_ms / ours_ms:6.1f}x")
     ref_total, total = sum(ms[f"ref.{name}"] for name in METRICS), ms["cmseg.total"]
-    print(f"{'total':7s} {ref_total:13.3f} {total:8.3f} {ref_total / total:6.1f}x"
-          "   (pysodmetrics: sum of the five; cmseg: SODEvaluator.update, all at once)")
+    print(
+        f"{'total':7s} {ref_total:13.3f} {total:8.3f} {ref_total / total:6.1f}x"
+        "   (pysodmetrics: sum of the five; cmseg: SODEvaluator.update, all at once)"
+    )
 
     diffs = largest_differences(pairs)
     print("max |pysodmetrics - cmseg|: " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
     worst = max(diffs.values())
-    print(f"largest |difference| {worst:.2e}: {'identical (<= 1e-10)' if worst <= 1e-10 else 'MISMATCH'}")
+    print(
+        f"largest |difference| {worst:.2e}: {'identical (<= 1e-10)' if worst <= 1e-10 else 'MISMATCH'}"
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,9 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
         "blur=2 shift=4 missing=0.1; see docs/synthetic.md",
     )
     synth.add_argument(
-        "--overwrite", action="store_true", help="write into a non-empty folder (replaces an earlier synthetic run)"
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder (replaces an earlier synthetic run)",
     )
     synth.set_defaults(handler=_run_data_synth)
     check = data_sub.add_parser(
@@ -167,7 +169,9 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
     )
     check.add_argument("task", choices=_task_names(), help="which task's layout to expect")
     check.add_argument("--root", required=True, help="dataset root folder")
-    check.add_argument("--workers", type=int, default=None, help="threads reading files (default: all cores)")
+    check.add_argument(
+        "--workers", type=int, default=None, help="threads reading files (default: all cores)"
+    )
     check.set_defaults(handler=_run_data_check)
 
 
@@ -216,7 +220,9 @@ def _add_predict(p: argparse.ArgumentParser, common: argparse.ArgumentParser) ->
 
 def _add_common_predict_arguments(parser: argparse.ArgumentParser, batch_unit: str) -> None:
     """The flags of every ``cmseg predict TASK``."""
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or .safetensors file")
+    parser.add_argument(
+        "--checkpoint", required=True, help="checkpoint folder or .safetensors file"
+    )
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--batch-size", type=int, default=8, help=f"{batch_unit} per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

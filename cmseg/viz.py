@@ -26,7 +26,9 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure
     return path
 
 
-def plot_sod_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], out_dir: str | Path) -> list[Path]:
+def plot_sod_curves(
+    curves: Mapping[str, Mapping[str, Sequence[float]]], out_dir: str | Path
+) -> list[Path]:
     """Write ``pr_curve.png`` and ``fmeasure_curve.png``, one line per method.
 
     Args:
@@ -48,7 +50,13 @@ def plot_sod_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], out_dir
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for name, c in curves.items():
         ax.plot(c["recall"], c["precision"], label=name, linewidth=1.5)
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall (256 thresholds)")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="Precision-recall (256 thresholds)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")
     written.append(_save(fig, out_dir / "pr_curve.png"))
@@ -57,7 +65,13 @@ def plot_sod_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], out_dir
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for name, c in curves.items():
         ax.plot(c["thresholds"], c["fm"], label=name, linewidth=1.5)
-    ax.set(xlabel="threshold", ylabel="F-measure (beta^2 = 0.3)", xlim=(0, 1), ylim=(0, 1.02), title="F-measure over thresholds")
+    ax.set(
+        xlabel="threshold",
+        ylabel="F-measure (beta^2 = 0.3)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title="F-measure over thresholds",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")
     written.append(_save(fig, out_dir / "fmeasure_curve.png"))

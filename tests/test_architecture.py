@@ -14,7 +14,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cmseg"
 #: layer -> the cmseg packages it must never import (lazily inside a function included).
 FORBIDDEN = {
     "engine": ("cmseg.tasks", "cmseg.commands", "cmseg.cli"),
-    "models": ("cmseg.tasks", "cmseg.commands", "cmseg.cli", "cmseg.engine", "cmseg.data", "cmseg.metrics"),
+    "models": (
+        "cmseg.tasks",
+        "cmseg.commands",
+        "cmseg.cli",
+        "cmseg.engine",
+        "cmseg.data",
+        "cmseg.metrics",
+    ),
     "data": ("cmseg.tasks", "cmseg.commands", "cmseg.cli", "cmseg.engine", "cmseg.models"),
     "metrics": ("cmseg.tasks", "cmseg.commands", "cmseg.cli", "cmseg.engine", "cmseg.models"),
     "tasks": ("cmseg.commands", "cmseg.cli"),
@@ -56,13 +63,17 @@ def test_layers_import_only_downwards(layer):
 def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     fake = tmp_path / "cmseg" / "data"
     fake.mkdir(parents=True)
-    (fake / "bad.py").write_text("def f():\n    from cmseg.tasks import TASKS\n    from ..engine import demo\n")
+    (fake / "bad.py").write_text(
+        "def f():\n    from cmseg.tasks import TASKS\n    from ..engine import demo\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "cmseg")
     assert len(_violations("data")) == 4  # cmseg.tasks(.TASKS), cmseg.engine(.demo)
 
 
 def test_no_task_folder_imports_another_but_fsrvos_the_rvos_video_evaluation():
-    tasks = [p.name for p in (PACKAGE / "tasks").iterdir() if p.is_dir() and p.name != "__pycache__"]
+    tasks = [
+        p.name for p in (PACKAGE / "tasks").iterdir() if p.is_dir() and p.name != "__pycache__"
+    ]
     allowed = {("fsrvos", "cmseg.tasks.rvos.evaluate")}
     bad = []
     for task in tasks:

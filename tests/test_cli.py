@@ -49,8 +49,17 @@ def _options_of(parser) -> dict[str, list]:
 
 @pytest.mark.parametrize(
     "command",
-    ["demo", "data synth", "data check", "train", "predict", "predict sod", "predict ris",
-     "evaluate", "info"],
+    [
+        "demo",
+        "data synth",
+        "data check",
+        "train",
+        "predict",
+        "predict sod",
+        "predict ris",
+        "evaluate",
+        "info",
+    ],
 )
 def test_every_option_is_documented_in_help(command):
     actions = _options_of(build_parser())[command]

@@ -32,13 +32,22 @@ def run_synth(args: argparse.Namespace) -> int:
     from cmseg.data.synthetic import write_synthetic
 
     summary = write_synthetic(
-        args.task, Path(args.out), args.n, args.size, args.seed,
-        overwrite=args.overwrite, **parse_options(args.option),
+        args.task,
+        Path(args.out),
+        args.n,
+        args.size,
+        args.seed,
+        overwrite=args.overwrite,
+        **parse_options(args.option),
     )
     print(f"wrote synthetic {args.task} data to {args.out} in {summary['seconds']:.1f} s")
     sets = summary.get("sets") or summary.get("splits") or {}
-    for name, counts in (sets.items() if isinstance(sets, dict) else ()):
-        detail = ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else f"{counts} items"
+    for name, counts in sets.items() if isinstance(sets, dict) else ():
+        detail = (
+            ", ".join(f"{k} {v}" for k, v in counts.items())
+            if isinstance(counts, dict)
+            else f"{counts} items"
+        )
         print(f"  {name}: {detail}")
     return 0
 

@@ -43,7 +43,9 @@ def parse_pred_args(values: list[str]) -> list[tuple[str, Path]]:
     names = [n for n, _ in methods]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise CmsegError(f"--pred: method name(s) used twice: {', '.join(duplicates)}; name them with NAME=DIR")
+        raise CmsegError(
+            f"--pred: method name(s) used twice: {', '.join(duplicates)}; name them with NAME=DIR"
+        )
     return methods
 
 
@@ -60,9 +62,13 @@ def _options(args: argparse.Namespace, adapter: EvalAdapter) -> dict[str, Any]:
         if value is None:
             continue
         if option not in adapter.options:
-            takers = [t for t, (_, hook) in evaluation_targets().items() if option in hook.load().options]
+            takers = [
+                t for t, (_, hook) in evaluation_targets().items() if option in hook.load().options
+            ]
             which = " and ".join(takers) or "no"
-            raise CmsegError(f"{flag} applies to the {which} task{'s' if len(takers) > 1 else ''} only")
+            raise CmsegError(
+                f"{flag} applies to the {which} task{'s' if len(takers) > 1 else ''} only"
+            )
         options[option] = value
     return options
 
@@ -73,7 +79,9 @@ def _report_problems(report: MethodReport, allow_missing: bool) -> None:
         return
     counts = f"{len(report.missing)} missing, {len(report.extra)} extra, {len(report.unreadable)} unreadable, {len(report.other)} other"
     if allow_missing:
-        log.warning("%s: scored %d items; skipped problems: %s", report.name, report.num_scored, counts)
+        log.warning(
+            "%s: scored %d items; skipped problems: %s", report.name, report.num_scored, counts
+        )
         for line in problems[:MAX_LISTED_PROBLEMS]:
             log.info("  %s", line)
         return
@@ -81,13 +89,20 @@ def _report_problems(report: MethodReport, allow_missing: bool) -> None:
         print(f"error: {line}", file=sys.stderr)
     if len(problems) > MAX_LISTED_PROBLEMS:
         print(f"error: ... and {len(problems) - MAX_LISTED_PROBLEMS} more", file=sys.stderr)
-    raise CmsegError(f"{report.name}: {counts}; fix them or pass --allow-missing to score what exists")
+    raise CmsegError(
+        f"{report.name}: {counts}; fix them or pass --allow-missing to score what exists"
+    )
 
 
 def _result_json(report: MethodReport) -> dict[str, Any]:
     result = dict(report.result)
     if report.problems():
-        result["problems"] = {"missing": report.missing, "extra": report.extra, "unreadable": report.unreadable, "other": report.other}
+        result["problems"] = {
+            "missing": report.missing,
+            "extra": report.extra,
+            "unreadable": report.unreadable,
+            "other": report.other,
+        }
     return result
 
 
@@ -98,8 +113,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     reports: list[MethodReport] = []
     for name, folder in methods:
         report = evaluate_folders(
-            adapter, folder, args.gt, protocol=args.protocol, workers=args.workers,
-            allow_missing=args.allow_missing, name=name, options=options,
+            adapter,
+            folder,
+            args.gt,
+            protocol=args.protocol,
+            workers=args.workers,
+            allow_missing=args.allow_missing,
+            name=name,
+            options=options,
         )
         _report_problems(report, args.allow_missing)
         reports.append(report)
@@ -115,7 +136,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if len(reports) == 1:
             payload = _result_json(reports[0])
         else:
-            payload = {"task": args.task, "protocol": protocol, "methods": {r.name: _result_json(r) for r in reports}}
+            payload = {
+                "task": args.task,
+                "protocol": protocol,
+                "methods": {r.name: _result_json(r) for r in reports},
+            }
         write_json(args.out, payload)
         log.info("wrote %s", args.out)
     if args.csv:
@@ -125,7 +150,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.plots:
         written = adapter.plot(results, protocol, Path(args.plots))
         if not written:
-            log.warning("--plots: %s (%s protocol) has no curves to plot; nothing plotted", args.task, protocol)
+            log.warning(
+                "--plots: %s (%s protocol) has no curves to plot; nothing plotted",
+                args.task,
+                protocol,
+            )
         for path in written:
             log.info("wrote %s", path)
     return 0

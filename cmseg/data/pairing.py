@@ -41,7 +41,10 @@ def require_dir(path: str | Path, what: str) -> Path:
 
 
 def index_by_stem(
-    folder: Path, *, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, problems: list[str] | None = None
+    folder: Path,
+    *,
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    problems: list[str] | None = None,
 ) -> dict[str, Path]:
     """Map ``stem -> file`` for the image files directly inside ``folder``.
 
@@ -54,7 +57,9 @@ def index_by_stem(
             continue
         if path.stem in found:
             if problems is not None:
-                problems.append(f"{path}: same name as {found[path.stem].name}; using {found[path.stem].name}")
+                problems.append(
+                    f"{path}: same name as {found[path.stem].name}; using {found[path.stem].name}"
+                )
             continue
         found[path.stem] = path
     return found
@@ -62,10 +67,14 @@ def index_by_stem(
 
 def index_subfolders(folder: Path) -> dict[str, Path]:
     """Map ``name -> subfolder`` for the non-hidden folders directly inside ``folder``."""
-    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    return {
+        p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")
+    }
 
 
-def pair_by_key(pred: dict[str, Path], gt: dict[str, Path], problems: list[str] | None = None) -> Pairing:
+def pair_by_key(
+    pred: dict[str, Path], gt: dict[str, Path], problems: list[str] | None = None
+) -> Pairing:
     """Match two ``key -> path`` maps; keys present on one side only are listed."""
     result = Pairing(problems=list(problems or []))
     result.pairs = [(key, pred[key], gt[key]) for key in sorted(gt) if key in pred]
@@ -78,7 +87,9 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> Pairing:
     """Pair the image files of two flat folders by stem (``0001.png`` <-> ``0001.jpg``)."""
     problems: list[str] = []
     return pair_by_key(
-        index_by_stem(pred_dir, problems=problems), index_by_stem(gt_dir, problems=problems), problems
+        index_by_stem(pred_dir, problems=problems),
+        index_by_stem(gt_dir, problems=problems),
+        problems,
     )
 
 

@@ -76,7 +76,9 @@ def _decode(obj: Any) -> Any:
     return obj
 
 
-def loads_pickle(data: bytes, *, source: str | os.PathLike[str] = "<bytes>", decode_bytes: bool = True) -> Any:
+def loads_pickle(
+    data: bytes, *, source: str | os.PathLike[str] = "<bytes>", decode_bytes: bool = True
+) -> Any:
     """Unpickle ``data`` allowing only builtin containers and scalars.
 
     Args:
@@ -94,8 +96,18 @@ def loads_pickle(data: bytes, *, source: str | os.PathLike[str] = "<bytes>", dec
             source,
             f"pickle asks for {err}; refusing to load it (only builtin containers and scalars are allowed)",
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError, OverflowError, RecursionError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        OverflowError,
+        RecursionError,
+    ) as err:
         text = str(err).strip().splitlines()
         reason = text[0] if text else type(err).__name__
         raise InputError(source, f"not a readable pickle ({reason})") from None

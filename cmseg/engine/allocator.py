@@ -29,7 +29,9 @@ _M_MMAP_THRESHOLD = -3
 _applied = False
 
 
-def keep_freed_memory(*, mmap_threshold: int = 64 * 2**20, trim_threshold: int = 256 * 2**20) -> bool:
+def keep_freed_memory(
+    *, mmap_threshold: int = 64 * 2**20, trim_threshold: int = 256 * 2**20
+) -> bool:
     """Set glibc's mmap and trim thresholds for this process (once; later calls do nothing).
 
     Args:
@@ -51,7 +53,10 @@ def keep_freed_memory(*, mmap_threshold: int = 64 * 2**20, trim_threshold: int =
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    _applied = mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1 and mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1
+    _applied = (
+        mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+        and mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1
+    )
     if not _applied:
         log.debug("mallopt refused the thresholds; the heap keeps glibc's defaults")
     return _applied

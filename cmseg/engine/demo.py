@@ -249,12 +249,16 @@ def _train_one(
     Trainer.from_setup(setup, cfg).fit()
 
 
-def _write_report(run: DemoRun, task: str, report: DemoReport, entries: Mapping[str, Any], total: float) -> None:
+def _write_report(
+    run: DemoRun, task: str, report: DemoReport, entries: Mapping[str, Any], total: float
+) -> None:
     from cmseg.engine.reports import format_markdown, format_text
     from cmseg.io import write_json, write_text
 
     markdown = format_markdown(report.header, report.rows, digits=3)
-    write_text(run.out / "table.md", f"{report.title}\n\n{markdown}\nTotal wall time: {total:.0f} s\n")
+    write_text(
+        run.out / "table.md", f"{report.title}\n\n{markdown}\nTotal wall time: {total:.0f} s\n"
+    )
     write_json(
         run.out / "results.json",
         {"task": task, "seed": run.seed, **report.summary, "methods": dict(entries),
@@ -301,4 +305,3 @@ def run_recipe(
     report = recipe.report(run, context, entries)
     _write_report(run, recipe.task, report, entries, time.perf_counter() - start)
     return 0
-

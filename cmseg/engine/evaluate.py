@@ -116,33 +116,57 @@ def evaluate_folders(
     pred, gt = Path(pred), Path(gt)
     protocol = protocol or adapter.protocol_for(gt)
     if protocol not in adapter.protocols:
-        raise CmsegError(f"unknown protocol {protocol!r} for {adapter.name}; choose one of {', '.join(adapter.protocols)}")
+        raise CmsegError(
+            f"unknown protocol {protocol!r} for {adapter.name}; choose one of {', '.join(adapter.protocols)}"
+        )
     options = dict(options or {})
     check_options(options, adapter)
     name = name or pred.name or str(pred)
 
     pairing = adapter.collect(pred, gt, protocol)
     report = MethodReport(name=name, result={})
-    report.missing = [f"{pred / key}: no prediction for {gt_path}" for key, gt_path in pairing.missing]
-    report.extra = [f"{pred_path}: no ground truth for this prediction" for _, pred_path in pairing.extra]
+    report.missing = [
+        f"{pred / key}: no prediction for {gt_path}" for key, gt_path in pairing.missing
+    ]
+    report.extra = [
+        f"{pred_path}: no ground truth for this prediction" for _, pred_path in pairing.extra
+    ]
     report.other = list(pairing.problems)
     jobs = [Job(key, p, g) for key, p, g in pairing.pairs]
     if report.problems() and not allow_missing:
         return report  # the caller lists the problems and exits; nothing is scored
 
     workers = default_workers() if workers is None else max(1, workers)
-    evaluator, unreadable, notes = _run(adapter, protocol, options, jobs, allow_missing, min(workers, max(1, -(-len(jobs) // adapter.chunk_size))))
+    evaluator, unreadable, notes = _run(
+        adapter,
+        protocol,
+        options,
+        jobs,
+        allow_missing,
+        min(workers, max(1, -(-len(jobs) // adapter.chunk_size))),
+    )
     report.unreadable = unreadable
     report.other += notes
     report.num_scored = len(jobs) - len(unreadable)
     if report.num_scored == 0:
-        raise CmsegError(f"{pred}: nothing could be scored ({len(jobs)} pairs, {len(report.problems())} problems)")
-    report.result = {"task": adapter.name, "protocol": protocol, **adapter.summarise(evaluator, protocol)}
+        raise CmsegError(
+            f"{pred}: nothing could be scored ({len(jobs)} pairs, {len(report.problems())} problems)"
+        )
+    report.result = {
+        "task": adapter.name,
+        "protocol": protocol,
+        **adapter.summarise(evaluator, protocol),
+    }
     return report
 
 
 def _run(
-    adapter: EvalAdapter, protocol: str, options: dict[str, Any], jobs: list[Job], allow_missing: bool, workers: int
+    adapter: EvalAdapter,
+    protocol: str,
+    options: dict[str, Any],
+    jobs: list[Job],
+    allow_missing: bool,
+    workers: int,
 ) -> tuple[Any, list[str], list[str]]:
     chunks = _chunks(jobs, adapter.chunk_size)
     total = adapter.new_evaluator(protocol, options)
@@ -150,7 +174,9 @@ def _run(
     notes: list[str] = []
     bar = {"desc": f"evaluate {adapter.name}", "total": len(chunks), "unit": "chunk"}
     if workers == 1:
-        results = (_score_chunk(adapter, protocol, options, chunk, allow_missing) for chunk in chunks)
+        results = (
+            _score_chunk(adapter, protocol, options, chunk, allow_missing) for chunk in chunks
+        )
         for part, bad, tolerated in progress(results, **bar):
             total.merge(part)
             unreadable += bad
@@ -158,7 +184,10 @@ def _run(
         return total, unreadable, notes
     context = _worker_context(getattr(adapter.score, "__module__", None) or "cmseg.io")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_score_chunk, adapter, protocol, options, chunk, allow_missing) for chunk in chunks]
+        futures = [
+            pool.submit(_score_chunk, adapter, protocol, options, chunk, allow_missing)
+            for chunk in chunks
+        ]
         # Merge in submission order, not completion order: the sums then run in the same
         # order for any number of workers, so results do not change in the last digits.
         for future in progress(futures, **bar):
@@ -184,7 +213,9 @@ def _worker_context(adapter_module: str) -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["numpy", "cv2", adapter_module, "cmseg.metrics.sod", "cmseg.metrics.vos"])
+    context.set_forkserver_preload(
+        ["numpy", "cv2", adapter_module, "cmseg.metrics.sod", "cmseg.metrics.vos"]
+    )
     # The workers inherit the server's environment. One BLAS/OpenMP thread each: with N
     # workers on N cores, each worker's own thread pool would oversubscribe the cores (a
     # measured 2.7x slow-down of every SOD chunk with two workers on two cores).

@@ -88,7 +88,9 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+def autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[Any]:
     """Autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None (float32)."""
     if dtype is None:
         return contextlib.nullcontext()
@@ -167,7 +169,9 @@ class InferenceRuntime:
         ConfigError: a bad device or amp mode.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "auto", amp: AmpMode = "auto") -> None:
+    def __init__(
+        self, model: nn.Module, device: str | torch.device = "auto", amp: AmpMode = "auto"
+    ) -> None:
         self.device = resolve_device(device)
         self.amp_dtype = amp_dtype(amp, self.device)
         self.model = model.eval().requires_grad_(False)

@@ -84,7 +84,9 @@ class Outcome:
     record: Any = None
 
 
-def keep_items(predictor: Any, items: list[PredictItem], args: argparse.Namespace) -> list[PredictItem]:
+def keep_items(
+    predictor: Any, items: list[PredictItem], args: argparse.Namespace
+) -> list[PredictItem]:
     """The default ``prepare``: the items as collected."""
     return items
 

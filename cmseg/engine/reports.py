@@ -55,7 +55,10 @@ def table_rows(
                     columns.append((key, key))
                     known.add(key)
     header = ["method", "n"] + [label for _, label in columns]
-    rows = [[name, results[name].get("num_items", "")] + [flats[name].get(key) for key, _ in columns] for name in results]
+    rows = [
+        [name, results[name].get("num_items", "")] + [flats[name].get(key) for key, _ in columns]
+        for name in results
+    ]
     return header, rows
 
 
@@ -63,14 +66,23 @@ def format_text(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: in
     """Aligned plain-text table for the terminal."""
     cells = [list(header)] + [[_cell(v, digits) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in cells]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def format_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
     """GitHub-flavoured Markdown table."""
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
     out += ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
 

@@ -196,9 +196,16 @@ def smeasure(pred: np.ndarray, gt: np.ndarray, pairs: LevelPairs | None = None) 
     w2 = (width - cx) * cy / area
     w3 = cx * (height - cy) / area
     weights = (w1, w2, w3, 1 - w1 - w2 - w3)
-    parts = [(slice(0, cy), slice(0, cx)), (slice(0, cy), slice(cx, width)),
-             (slice(cy, height), slice(0, cx)), (slice(cy, height), slice(cx, width))]
-    s_region = sum(w * _ssim(LevelPairs.of(pred[rs, cs], gt[rs, cs])) for w, (rs, cs) in zip(weights, parts, strict=True))
+    parts = [
+        (slice(0, cy), slice(0, cx)),
+        (slice(0, cy), slice(cx, width)),
+        (slice(cy, height), slice(0, cx)),
+        (slice(cy, height), slice(cx, width)),
+    ]
+    s_region = sum(
+        w * _ssim(LevelPairs.of(pred[rs, cs], gt[rs, cs]))
+        for w, (rs, cs) in zip(weights, parts, strict=True)
+    )
     score = _ALPHA * s_object + (1 - _ALPHA) * s_region
     return max(score, 0.0) if not np.isnan(score) else float("nan")
 
@@ -308,9 +315,13 @@ class SPNetEvaluator:
             if array.dtype != np.uint8:
                 raise TypeError(f"{what} must be uint8 (grey 0..255), got dtype {array.dtype}")
             if array.ndim != 2 or array.size == 0:
-                raise ValueError(f"{what} must be a non-empty 2-D (H, W) array, got shape {array.shape}")
+                raise ValueError(
+                    f"{what} must be a non-empty 2-D (H, W) array, got shape {array.shape}"
+                )
         if pred.shape != gt.shape:
-            raise ValueError(f"pred shape {pred.shape} differs from gt shape {gt.shape}; resize first")
+            raise ValueError(
+                f"pred shape {pred.shape} differs from gt shape {gt.shape}; resize first"
+            )
         if name is not None and name in self._names:
             raise ValueError(f"item {name!r} was already scored")
 
@@ -379,4 +390,7 @@ class SPNetEvaluator:
 
     def per_item(self) -> dict[str, dict[str, float]]:
         """``{name: {"mae", "sm", "maxe", "maxf"}}`` in scoring order (see :meth:`update`)."""
-        return {name if name is not None else f"{i:06d}": item for i, (name, item) in enumerate(self.state.items)}
+        return {
+            name if name is not None else f"{i:06d}": item
+            for i, (name, item) in enumerate(self.state.items)
+        }

@@ -23,7 +23,14 @@ PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO), CMSEG_PROGRESS="0")
-    return subprocess.run([sys.executable, "-m", "cmseg", "evaluate", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cmseg", "evaluate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def blob(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -94,11 +101,26 @@ def test_sod_cli_missing_extra_unreadable_and_allow_missing(tmp_path):
     assert lines[-1].startswith("error: pred: 1 missing, 1 extra")
     assert "Traceback" not in out.stderr
 
-    out = cli("sod", "--pred", str(pred), "--gt", str(gt), "--allow-missing", "--out", "r.json", "--workers", "2", cwd=tmp_path)
+    out = cli(
+        "sod",
+        "--pred",
+        str(pred),
+        "--gt",
+        str(gt),
+        "--allow-missing",
+        "--out",
+        "r.json",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["num_items"] == 10  # 12 - missing - unreadable
-    assert len(result["problems"]["unreadable"]) == 1 and "img07.png" in result["problems"]["unreadable"][0]
+    assert (
+        len(result["problems"]["unreadable"]) == 1
+        and "img07.png" in result["problems"]["unreadable"][0]
+    )
     assert result["problems"]["missing"] and result["problems"]["extra"]
 
 
@@ -106,8 +128,22 @@ def test_sod_cli_reports_several_methods(tmp_path):
     pred, gt = make_sod(tmp_path)
     pred_b, _ = make_sod(tmp_path / "b", seed=1)
     out = cli(
-        "sod", "--pred", f"ours={pred}", "--pred", f"other={pred_b}", "--gt", str(gt),
-        "--out", "r.json", "--csv", "r.csv", "--markdown", "r.md", "--plots", "plots", cwd=tmp_path,
+        "sod",
+        "--pred",
+        f"ours={pred}",
+        "--pred",
+        f"other={pred_b}",
+        "--gt",
+        str(gt),
+        "--out",
+        "r.json",
+        "--csv",
+        "r.csv",
+        "--markdown",
+        "r.md",
+        "--plots",
+        "plots",
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     assert "ours" in out.stdout and "other" in out.stdout and "maxF" in out.stdout
@@ -140,7 +176,9 @@ def test_bad_folders_and_protocols(tmp_path):
     out = cli("sod", "--pred", "nope", "--gt", ".", cwd=tmp_path)
     assert out.returncode == 2 and out.stderr == "error: nope: prediction folder does not exist\n"
     out = cli("ris", "--pred", ".", "--gt", ".", "--bound-th", "3", cwd=tmp_path)
-    assert out.returncode == 2 and "--bound-th applies to the rvos and fsrvos tasks only" in out.stderr
+    assert (
+        out.returncode == 2 and "--bound-th applies to the rvos and fsrvos tasks only" in out.stderr
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,10 +197,18 @@ def test_ris_and_coseg_folders(tmp_path):
         write_png(tmp_path / "co_pred" / f"class{i % 2}" / f"{i}.png", pred)
         inter += (gt & pred).sum()
         union += (gt | pred).sum()
-    ris = evaluate_folders(load_evaluation("ris"), tmp_path / "ris_pred", tmp_path / "ris_gt", workers=2).result
+    ris = evaluate_folders(
+        load_evaluation("ris"), tmp_path / "ris_pred", tmp_path / "ris_gt", workers=2
+    ).result
     assert ris["metrics"]["oIoU"] == pytest.approx(inter / union, abs=1e-12)
     assert set(ris["per_item"]) == {str(i) for i in range(8)}
-    co = evaluate_folders(load_evaluation("coseg"), tmp_path / "co_pred", tmp_path / "co_gt", workers=1, options={"threshold": 0.5}).result
+    co = evaluate_folders(
+        load_evaluation("coseg"),
+        tmp_path / "co_pred",
+        tmp_path / "co_gt",
+        workers=1,
+        options={"threshold": 0.5},
+    ).result
     assert set(co["per_class"]) == {"class0", "class1"}
     assert set(co["per_item"]) == {f"class{i % 2}/{i}" for i in range(8)}
 
@@ -196,7 +242,15 @@ def _videos(seed: int = 0) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]
     return videos
 
 
-@pytest.mark.parametrize(("task", "layout", "protocol"), [("rvos", "indexed", "davis"), ("rvos", "expressions", "ytvos"), ("fsrvos", "expressions", "ytvos"), ("rvos", "expressions", "mevis")])
+@pytest.mark.parametrize(
+    ("task", "layout", "protocol"),
+    [
+        ("rvos", "indexed", "davis"),
+        ("rvos", "expressions", "ytvos"),
+        ("fsrvos", "expressions", "ytvos"),
+        ("rvos", "expressions", "mevis"),
+    ],
+)
 def test_vos_folders_match_the_metric_module(tmp_path, task, layout, protocol):
     from cmseg.metrics.vos import VOSEvaluator
 
@@ -211,7 +265,9 @@ def test_vos_folders_match_the_metric_module(tmp_path, task, layout, protocol):
         else:
             direct.update(np.stack(preds), np.stack(gts), video)
     chosen = None if protocol != "mevis" else "mevis"  # davis / ytvos are chosen from the layout
-    result = evaluate_folders(load_evaluation(task), tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2).result
+    result = evaluate_folders(
+        load_evaluation(task), tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2
+    ).result
     assert result["protocol"] == protocol
     assert result["metrics"] == direct.compute()
     assert "per_sequence" in result
@@ -222,9 +278,16 @@ def test_vos_missing_frames(tmp_path):
         _write_video(tmp_path / "gt", video, gts, expressions=False)
         _write_video(tmp_path / "pred", video, preds, expressions=False)
     (tmp_path / "pred" / "video1" / "00003.png").unlink()
-    report = evaluate_folders(load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True)
-    assert report.num_scored == 3 and "1 frame(s) without prediction scored as empty" in report.other[0]
-    strict = evaluate_folders(load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False)
+    report = evaluate_folders(
+        load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True
+    )
+    assert (
+        report.num_scored == 3
+        and "1 frame(s) without prediction scored as empty" in report.other[0]
+    )
+    strict = evaluate_folders(
+        load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False
+    )
     assert strict.num_scored == 2 and "1 frame(s) without prediction" in strict.unreadable[0]
     out = cli("rvos", "--pred", "pred", "--gt", "gt", cwd=tmp_path)
     assert out.returncode == 2 and "frame(s) without prediction" in out.stderr
@@ -242,9 +305,34 @@ def test_a2d_json_files(tmp_path):
     images, annotations, results = [], [], []
     for i in range(3):
         images.append({"id": f"v_{i}", "height": 20, "width": 30})
-        annotations.append({"id": i + 1, "image_id": f"v_{i}", "category_id": 1, "segmentation": encode_rle(gt_mask), "area": int(gt_mask.sum()), "bbox": [3, 2, 17, 10], "iscrowd": 0})
-        results.append({"image_id": f"v_{i}", "category_id": 1, "segmentation": encode_rle(gt_mask), "score": 0.9})
-    (tmp_path / "gt.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}))
+        annotations.append(
+            {
+                "id": i + 1,
+                "image_id": f"v_{i}",
+                "category_id": 1,
+                "segmentation": encode_rle(gt_mask),
+                "area": int(gt_mask.sum()),
+                "bbox": [3, 2, 17, 10],
+                "iscrowd": 0,
+            }
+        )
+        results.append(
+            {
+                "image_id": f"v_{i}",
+                "category_id": 1,
+                "segmentation": encode_rle(gt_mask),
+                "score": 0.9,
+            }
+        )
+    (tmp_path / "gt.json").write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": 1, "name": "object"}],
+            }
+        )
+    )
     (tmp_path / "res.json").write_text(json.dumps(results))
     out = cli("a2d", "--pred", "res.json", "--gt", "gt.json", "--out", "a.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -53,10 +53,10 @@ def test_clean_sod_dataset(tmp_path):
 def test_sod_every_planted_problem_at_once(tmp_path):
     make_sod(tmp_path)
     nju = tmp_path / "NJU2K"
-    (nju / "depth" / "001.png").unlink()                                          # missing partner
-    _truncate(nju / "RGB" / "002.jpg")                                            # truncated image
+    (nju / "depth" / "001.png").unlink()  # missing partner
+    _truncate(nju / "RGB" / "002.jpg")  # truncated image
     Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(nju / "GT" / "003.png")  # size + empty
-    (tmp_path / "VT821" / "T" / "2.jpg").write_bytes(b"garbage, not an image")    # unreadable
+    (tmp_path / "VT821" / "T" / "2.jpg").write_bytes(b"garbage, not an image")  # unreadable
     Image.fromarray(np.zeros((3, 3), dtype=np.uint8)).save(nju / "GT" / "999.png")  # no RGB for it
     problems = check_dataset("sod", tmp_path)
     _one_line(problems)
@@ -77,7 +77,9 @@ def test_sod_layout_problems(tmp_path):
     (tmp_path / "nothing").mkdir()
     problems = check_dataset("sod", tmp_path / "nothing")
     assert len(problems) == 1 and "no RGB folder" in problems[0]
-    assert check_dataset("sod", tmp_path / "absent") == [f"{tmp_path / 'absent'}: dataset root does not exist"]
+    assert check_dataset("sod", tmp_path / "absent") == [
+        f"{tmp_path / 'absent'}: dataset root does not exist"
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,10 +94,12 @@ def test_coseg_folders_clean_and_broken(tmp_path):
     assert result.problems == [] and result.items == 7 and "3 classes" in result.layout
     assert check_dataset("coseg", ds) == []
     grey = np.full((10, 14), 128, dtype=np.uint8)
-    Image.fromarray(grey).save(ds / "groundtruth" / "bird" / "bird_00.png")          # non-binary
-    (ds / "groundtruth" / "bird" / "bird_01.png").unlink()                           # missing mask
-    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(ds / "groundtruth" / "car" / "car_00.png")  # size
-    (ds / "image" / "cow").mkdir()                                                    # no GT class
+    Image.fromarray(grey).save(ds / "groundtruth" / "bird" / "bird_00.png")  # non-binary
+    (ds / "groundtruth" / "bird" / "bird_01.png").unlink()  # missing mask
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(
+        ds / "groundtruth" / "car" / "car_00.png"
+    )  # size
+    (ds / "image" / "cow").mkdir()  # no GT class
     problems = check_dataset("coseg", ds)
     _one_line(problems)
     assert _only(problems, "bird_00.png: mask is not binary")
@@ -110,9 +114,9 @@ def test_coseg_coco(tmp_path):
     assert check_dataset("coseg", tmp_path) == []
     path = tmp_path / "annotations" / "instances_train2017.json"
     data = json.loads(path.read_text())
-    data["annotations"][0]["segmentation"] = encode_rle(np.ones((5, 5), dtype=bool))   # RLE size
-    del data["annotations"][1]["image_id"]                                              # missing key
-    data["images"][2]["file_name"] = "../../x.jpg"                                      # escape
+    data["annotations"][0]["segmentation"] = encode_rle(np.ones((5, 5), dtype=bool))  # RLE size
+    del data["annotations"][1]["image_id"]  # missing key
+    data["images"][2]["file_name"] = "../../x.jpg"  # escape
     path.write_text(json.dumps(data))
     problems = check_dataset("coseg", tmp_path)
     _one_line(problems)
@@ -131,7 +135,11 @@ def test_ris_all_layouts_clean(tmp_path):
     make_jsonl(tmp_path)
     result = inspect_dataset("ris", tmp_path)
     assert result.problems == []
-    assert "REFER refcoco" in result.layout and "ReferIt test" in result.layout and "JSON lines" in result.layout
+    assert (
+        "REFER refcoco" in result.layout
+        and "ReferIt test" in result.layout
+        and "JSON lines" in result.layout
+    )
     assert result.items == 4 + 3 + 2
     assert check_dataset("ris", tmp_path / "refs.jsonl") == []
 
@@ -143,19 +151,25 @@ def test_ris_jsonl_planted_problems(tmp_path):
     Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(tmp_path / "masks" / "empty.png")
     lines = [
         {"image": "images/a.jpg", "sentence": "ok", "mask": "masks/a_0.png"},
-        {"image": "images/a.jpg", "mask": "masks/a_0.png"},                                   # 2 key
-        {"image": "images/a.jpg", "sentence": "x", "rle": encode_rle(np.ones((3, 3), bool))},  # 3 RLE size
-        {"image": "../outside.jpg", "sentence": "x", "mask": "masks/a_0.png"},                # 4 escape
-        {"image": "images/a.jpg", "sentence": "x", "mask": "masks/grey.png"},                 # 5 non-binary
-        {"image": "images/a.jpg", "sentence": "x", "mask": "masks/empty.png"},                # 6 empty
-        {"image": "images/missing.jpg", "sentence": "x", "mask": "masks/a_0.png"},            # 7 missing
+        {"image": "images/a.jpg", "mask": "masks/a_0.png"},  # 2 key
+        {
+            "image": "images/a.jpg",
+            "sentence": "x",
+            "rle": encode_rle(np.ones((3, 3), bool)),
+        },  # 3 RLE size
+        {"image": "../outside.jpg", "sentence": "x", "mask": "masks/a_0.png"},  # 4 escape
+        {"image": "images/a.jpg", "sentence": "x", "mask": "masks/grey.png"},  # 5 non-binary
+        {"image": "images/a.jpg", "sentence": "x", "mask": "masks/empty.png"},  # 6 empty
+        {"image": "images/missing.jpg", "sentence": "x", "mask": "masks/a_0.png"},  # 7 missing
     ]
     (tmp_path / "refs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     problems = check_dataset("ris", tmp_path)
     _one_line(problems)
     assert _only(problems, "refs.jsonl:2: missing key 'sentence'")
     assert _only(problems, "refs.jsonl:3: RLE size [3, 3] disagrees with its image (20x30)")
-    assert _only(problems, "refs.jsonl:4: image path '../outside.jpg' would escape the dataset root")
+    assert _only(
+        problems, "refs.jsonl:4: image path '../outside.jpg' would escape the dataset root"
+    )
     assert _only(problems, "grey.png: mask is not binary")
     assert _only(problems, "empty.png: mask is empty")
     assert _only(problems, "missing.jpg: no such file")
@@ -179,7 +193,9 @@ def test_ris_refer_planted_problems(tmp_path):
     (tmp_path / "refcoco+" / "refs(unc).p").write_bytes(pickle.dumps([Evil()], protocol=2))
     problems = check_dataset("ris", tmp_path)
     _one_line(problems)
-    assert _only(problems, "annotation 12 (ref 3): RLE size [4, 4] disagrees with its image (20x30)")
+    assert _only(
+        problems, "annotation 12 (ref 3): RLE size [4, 4] disagrees with its image (20x30)"
+    )
     assert _only(problems, "annotation 11 (ref 2): each polygon must be a flat list")
     assert _only(problems, "refs(unc).p: pickle asks for builtins.exec")
     assert len(problems) == 3
@@ -213,16 +229,22 @@ def test_ris_nothing_recognised(tmp_path):
 def test_ytvos_clean_and_planted(tmp_path):
     make_ytvos(tmp_path)
     result = inspect_dataset("rvos", tmp_path)
-    assert result.problems == [] and "Ref-YouTube-VOS (train, valid)" in result.layout and result.items == 4
+    assert (
+        result.problems == []
+        and "Ref-YouTube-VOS (train, valid)" in result.layout
+        and result.items == 4
+    )
     path = tmp_path / "meta_expressions" / "train" / "meta_expressions.json"
     data = json.loads(path.read_text())
-    data["videos"]["../x"] = data["videos"]["v2"]                                     # escaping id
-    data["videos"]["v1"]["expressions"]["2"] = {"exp": "a ghost", "obj_id": "3"}      # never appears
-    data["videos"]["v1"]["expressions"]["3"] = {"obj_id": "1"}                        # missing key
+    data["videos"]["../x"] = data["videos"]["v2"]  # escaping id
+    data["videos"]["v1"]["expressions"]["2"] = {"exp": "a ghost", "obj_id": "3"}  # never appears
+    data["videos"]["v1"]["expressions"]["3"] = {"obj_id": "1"}  # missing key
     path.write_text(json.dumps(data))
-    (tmp_path / "train" / "Annotations" / "v2" / "00005.png").unlink()                # missing partner
-    _truncate(tmp_path / "train" / "JPEGImages" / "v2" / "00010.jpg")                 # truncated frame
-    Image.fromarray(np.zeros((3, 3, 3), dtype=np.uint8)).save(tmp_path / "valid" / "JPEGImages" / "w1" / "00005.jpg")
+    (tmp_path / "train" / "Annotations" / "v2" / "00005.png").unlink()  # missing partner
+    _truncate(tmp_path / "train" / "JPEGImages" / "v2" / "00010.jpg")  # truncated frame
+    Image.fromarray(np.zeros((3, 3, 3), dtype=np.uint8)).save(
+        tmp_path / "valid" / "JPEGImages" / "w1" / "00005.jpg"
+    )
     problems = check_dataset("rvos", tmp_path)
     _one_line(problems)
     assert _only(problems, "video id '../x' would escape the dataset root")
@@ -245,7 +267,10 @@ def test_mevis_clean_and_planted(tmp_path):
     path.write_text(json.dumps(masks))
     problems = check_dataset("rvos", tmp_path)
     _one_line(problems)
-    assert _only(problems, "anno_id 10, frame 00000 of video 'vidA': RLE size [2, 2] disagrees with its image (8x10)")
+    assert _only(
+        problems,
+        "anno_id 10, frame 00000 of video 'vidA': RLE size [2, 2] disagrees with its image (8x10)",
+    )
     assert len(problems) == 1  # exp 1 still sees anno 10; anno 11 alone is in no expression
     masks["10"] = [None] * 6
     path.write_text(json.dumps(masks))
@@ -267,7 +292,9 @@ def test_a2d_and_jhmdb(tmp_path):
     assert len(result.problems) == 2
     make_jhmdb(tmp_path / "jhmdb")
     assert check_dataset("rvos", tmp_path / "jhmdb") == []
-    frame = next((tmp_path / "jhmdb" / "Rename_Images" / "pullup" / "clip_pullup_0").glob("00002.png"))
+    frame = next(
+        (tmp_path / "jhmdb" / "Rename_Images" / "pullup" / "clip_pullup_0").glob("00002.png")
+    )
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(frame)
     problems = check_dataset("rvos", tmp_path / "jhmdb")
     assert len(problems) == 1 and "00002.png: frame is 4x4" in problems[0]
@@ -283,7 +310,7 @@ def test_fsrvos_clean_and_planted(tmp_path):
     assert result.problems == [] and result.layout == "Mini-Ref-YouTube-VOS, 4 classes"
     meta = tmp_path / "mini" / "train" / "meta.json"
     data = json.loads(meta.read_text())
-    del data["videos"]["horse1"]                                           # no category
+    del data["videos"]["horse1"]  # no category
     meta.write_text(json.dumps(data))
     problems = check_dataset("fsrvos", tmp_path / "mini")
     _one_line(problems)

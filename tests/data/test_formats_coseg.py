@@ -100,8 +100,17 @@ def write_coco(root: Path) -> Path:
         images.append({"id": i, "file_name": name, "height": h, "width": w})
 
     def add(image_id, cat, seg, area, crowd=0):
-        anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat, "segmentation": seg,
-                     "area": area, "bbox": [0, 0, 1, 1], "iscrowd": crowd})
+        anns.append(
+            {
+                "id": len(anns) + 1,
+                "image_id": image_id,
+                "category_id": cat,
+                "segmentation": seg,
+                "area": area,
+                "bbox": [0, 0, 1, 1],
+                "iscrowd": crowd,
+            }
+        )
 
     for i in (1, 2, 3):
         add(i, 1, _poly(0, 0, 80, 60), 4800)
@@ -112,8 +121,14 @@ def write_coco(root: Path) -> Path:
     add(3, 2, {"size": [h, w], "counts": list(map(int, _uncompressed(crowd)))}, 5000, crowd=1)
     add(4, 1, _poly(0, 0, 10, 10), 100)
     add(1, 1, _poly(100, 0, 110, 10), 100)  # a small cat: not listing, but part of the union
-    data = {"images": images, "annotations": anns,
-            "categories": [{"id": 1, "name": "cat", "supercategory": "animal"}, {"id": 2, "name": "dog", "supercategory": "animal"}]}
+    data = {
+        "images": images,
+        "annotations": anns,
+        "categories": [
+            {"id": 1, "name": "cat", "supercategory": "animal"},
+            {"id": 2, "name": "dog", "supercategory": "animal"},
+        ],
+    }
     (root / "annotations" / "instances_train2017.json").write_text(json.dumps(data))
     return root
 
@@ -137,7 +152,9 @@ def test_coco_index_applies_ssnm_rules(tmp_path):
     assert ix.cat_to_images == {1: [1, 2, 3], 2: [1, 2]}
     assert ix.image_to_cats[3] == {1}
     assert 4 not in ix.image_to_cats
-    assert index_coco(tmp_path / "annotations" / "instances_train2017.json", min_images=3).cat_to_images == {1: [1, 2, 3]}
+    assert index_coco(
+        tmp_path / "annotations" / "instances_train2017.json", min_images=3
+    ).cat_to_images == {1: [1, 2, 3]}
 
 
 def test_coco_groups_union_of_shared_categories(tmp_path):
@@ -148,7 +165,15 @@ def test_coco_groups_union_of_shared_categories(tmp_path):
     for i in range(len(ds)):
         cat, ids = ds.draw(i)
         g = ds[i]
-        assert set(g) == {"images", "masks", "class", "names", "category_id", "co_categories", "label"}
+        assert set(g) == {
+            "images",
+            "masks",
+            "class",
+            "names",
+            "category_id",
+            "co_categories",
+            "label",
+        }
         assert len(set(ids)) == 2 and g["category_id"] == cat
         assert g["label"].dtype == np.float32 and g["label"].shape == (2,)
         if set(ids) == {1, 2}:  # both images have a large cat and a large dog
@@ -187,5 +212,7 @@ def test_coco_rle_size_must_match_image(tmp_path):
     path.write_text(json.dumps(data))
     ds = CocoGroups(tmp_path, group_size=2, min_images=2, length=30)
     bad = next(i for i in range(30) if 1 in ds.draw(i)[1])
-    with pytest.raises(InputError, match=r"RLE size \[50, 50\] disagrees with its image \(100x120\)"):
+    with pytest.raises(
+        InputError, match=r"RLE size \[50, 50\] disagrees with its image \(100x120\)"
+    ):
         ds[bad]

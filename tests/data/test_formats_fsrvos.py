@@ -17,12 +17,16 @@ H, W = 8, 8
 N_FRAMES = 6
 
 
-def _write_video(frames_dir: Path, ann_dir: Path, vid: str, value: int, ext: str = ".jpg") -> list[str]:
+def _write_video(
+    frames_dir: Path, ann_dir: Path, vid: str, value: int, ext: str = ".jpg"
+) -> list[str]:
     frames = [f"{5 * t:05d}" for t in range(N_FRAMES)]
     (frames_dir / vid).mkdir(parents=True)
     (ann_dir / vid).mkdir(parents=True)
     for t, f in enumerate(frames):
-        Image.fromarray(np.full((H, W, 3), 20 * t, dtype=np.uint8)).save(frames_dir / vid / f"{f}{ext}")
+        Image.fromarray(np.full((H, W, 3), 20 * t, dtype=np.uint8)).save(
+            frames_dir / vid / f"{f}{ext}"
+        )
         m = np.zeros((H, W), dtype=np.uint8)
         m[t % H, :] = value  # object `value` is row t
         if value == 2:
@@ -70,7 +74,9 @@ def test_class_list_and_folds():
 
 
 def test_training_episodes(tmp_path):
-    ds = MiniRefYouTubeVOS(make_mini_ytvos(tmp_path), fold=1, split="train", episodes_per_class=4, seed=7)
+    ds = MiniRefYouTubeVOS(
+        make_mini_ytvos(tmp_path), fold=1, split="train", episodes_per_class=4, seed=7
+    )
     assert ds.class_ids == [2, 3, 4] and len(ds) == 12
     for i in range(len(ds)):
         cid, supports, query = ds.episode(i)
@@ -84,7 +90,12 @@ def test_training_episodes(tmp_path):
     q, s = ep["query"], ep["support"][0]
     for clip in (q, s):
         assert clip["frames"].shape == (5, H, W, 3) and clip["masks"].shape == (5, H, W)
-        assert clip["masks"].dtype == bool and set(clip) >= {"sentence", "video", "exp_id", "frame_ids"}
+        assert clip["masks"].dtype == bool and set(clip) >= {
+            "sentence",
+            "video",
+            "exp_id",
+            "frame_ids",
+        }
         obj = clip["obj_ids"][0]
         first = int(clip["frame_ids"][0]) // 5
         assert clip["masks"][0, first % H].all() == (obj in (1, 2))
@@ -115,7 +126,9 @@ def test_test_episodes_are_deterministic(tmp_path):
     assert ep["query"]["frames"].shape[0] == N_FRAMES and ep["support"][0]["frames"].shape[0] == 5
     again = MiniRefYouTubeVOS(tmp_path, fold=1, split="test", run=0)
     assert [again.episode(i) for i in range(len(again))] == [ds.episode(i) for i in range(len(ds))]
-    runs = {MiniRefYouTubeVOS(tmp_path, fold=1, split="test", run=r).episode(0)[1] for r in range(8)}
+    runs = {
+        MiniRefYouTubeVOS(tmp_path, fold=1, split="test", run=r).episode(0)[1] for r in range(8)
+    }
     assert len(runs) > 1
 
 
@@ -138,7 +151,10 @@ def make_sail(root: Path) -> Path:
         for k in range(n):
             vid = f"{cls}_{k}"
             frames = _write_video(root / "Images", root / "Annotations", vid, 3, ext=".bmp")
-            meta_exp["videos"][vid] = {"expressions": {"0": {"exp": f"the {cls}", "obj_id": "1"}}, "frames": frames}
+            meta_exp["videos"][vid] = {
+                "expressions": {"0": {"exp": f"the {cls}", "obj_id": "1"}},
+                "frames": frames,
+            }
             meta["videos"][vid] = {"objects": {"1": {"category": cls, "frames": frames}}}
     (root / "meta_expressions.json").write_text(json.dumps(meta_exp))
     (root / "meta.json").write_text(json.dumps(meta))

@@ -32,26 +32,60 @@ def _ref(ref_id, ann_id, image_id, split, sents):
         for k, s in enumerate(sents)
     ]
     return {
-        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": 1, "split": split,
-        "sent_ids": [s["sent_id"] for s in sentences], "sentences": sentences,
+        "ref_id": ref_id,
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "split": split,
+        "sent_ids": [s["sent_id"] for s in sentences],
+        "sentences": sentences,
         "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
     }
 
 
-def make_refer(root: Path, dataset: str = "refcoco", split_by: str = "unc", refs: list | None = None) -> Path:
+def make_refer(
+    root: Path, dataset: str = "refcoco", split_by: str = "unc", refs: list | None = None
+) -> Path:
     """A REFER data root: ``<dataset>/refs(<split_by>).p`` + ``instances.json`` + train2014 images."""
     folder = root / dataset
     folder.mkdir(parents=True, exist_ok=True)
     images = [{"id": i, "file_name": _image(root, i), "height": H, "width": W} for i in (1, 2)]
     anns = [
-        {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 60.0, "bbox": [0, 0, 5, 5],
-         "segmentation": [[2, 2, 8, 2, 8, 7, 2, 7], [20, 10, 26, 10, 26, 16, 20, 16]]},
-        {"id": 11, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 20.0, "bbox": [0, 0, 5, 5],
-         "segmentation": [[10, 10, 15, 10, 15, 15, 10, 15]]},
-        {"id": 12, "image_id": 2, "category_id": 1, "iscrowd": 0, "area": 20.0, "bbox": [0, 0, 5, 5],
-         "segmentation": encode_rle(np.pad(np.ones((4, 4), dtype=bool), ((3, H - 7), (3, W - 7))))},
+        {
+            "id": 10,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 60.0,
+            "bbox": [0, 0, 5, 5],
+            "segmentation": [[2, 2, 8, 2, 8, 7, 2, 7], [20, 10, 26, 10, 26, 16, 20, 16]],
+        },
+        {
+            "id": 11,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 20.0,
+            "bbox": [0, 0, 5, 5],
+            "segmentation": [[10, 10, 15, 10, 15, 15, 10, 15]],
+        },
+        {
+            "id": 12,
+            "image_id": 2,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 20.0,
+            "bbox": [0, 0, 5, 5],
+            "segmentation": encode_rle(
+                np.pad(np.ones((4, 4), dtype=bool), ((3, H - 7), (3, W - 7)))
+            ),
+        },
     ]
-    (folder / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    (folder / "instances.json").write_text(
+        json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+        )
+    )
     if refs is None:
         refs = [
             _ref(1, 10, 1, "train", ["Man on the left", "Left guy"]),
@@ -68,10 +102,17 @@ def test_refcoco_split_sentences_and_union_mask(tmp_path):
     assert len(ds) == 2
     s = ds[1]
     assert set(s) >= {"image", "mask", "sentence", "ref_id", "sent_id", "name"}
-    assert s["sentence"] == "left guy" and s["ref_id"] == 1 and s["sent_id"] == 101 and s["name"] == "1_101"
+    assert (
+        s["sentence"] == "left guy"
+        and s["ref_id"] == 1
+        and s["sent_id"] == 101
+        and s["name"] == "1_101"
+    )
     assert s["image"].shape == (H, W, 3) and s["image"].dtype == np.uint8
     assert s["mask"].dtype == bool and s["mask"].shape == (H, W)
-    assert s["mask"][4, 4] and s["mask"][12, 22] and not s["mask"][12, 12]  # both polygons, not ann 11
+    assert (
+        s["mask"][4, 4] and s["mask"][12, 22] and not s["mask"][12, 12]
+    )  # both polygons, not ann 11
     raw = RefCOCO(tmp_path, "refcoco", "train", sentence_key="raw")
     assert raw[0]["sentence"] == "Man on the left"
     assert len(RefCOCO(tmp_path, "refcoco", "testA")) == 1
@@ -83,13 +124,18 @@ def test_refcocog_umd_default_and_dataset_folder_as_root(tmp_path):
     make_refer(tmp_path, "refcocog", "umd")
     assert len(RefCOCO(tmp_path, "refcocog", "val")) == 1
     assert len(RefCOCO(tmp_path / "refcocog", "refcocog", "train")) == 2
-    with pytest.raises(InputError, match=r"refs\(google\).p: no such file \(present: refs\(umd\).p\)"):
+    with pytest.raises(
+        InputError, match=r"refs\(google\).p: no such file \(present: refs\(umd\).p\)"
+    ):
         RefCOCO(tmp_path, "refcocog", "val", split_by="google")
 
 
 def test_refcoco_unknown_split_lists_the_present_ones(tmp_path):
     make_refer(tmp_path)
-    with pytest.raises(InputError, match=r"no refs with split 'testC' \(splits present: testA, train, val; refcoco/unc defines"):
+    with pytest.raises(
+        InputError,
+        match=r"no refs with split 'testC' \(splits present: testA, train, val; refcoco/unc defines",
+    ):
         RefCOCO(tmp_path, "refcoco", "testC")
 
 
@@ -183,7 +229,12 @@ def make_jsonl(root: Path, lines: list[dict] | None = None) -> Path:
     rle = encode_rle(np.pad(np.ones((2, 3), dtype=bool), ((0, H - 2), (0, W - 3))))
     if lines is None:
         lines = [
-            {"image": "images/a.jpg", "sentence": "the red cup", "mask": "masks/a_0.png", "id": "a_0"},
+            {
+                "image": "images/a.jpg",
+                "sentence": "the red cup",
+                "mask": "masks/a_0.png",
+                "id": "a_0",
+            },
             {"image": "images/a.jpg", "sentence": "the top left corner", "rle": rle},
         ]
     path = root / "refs.jsonl"
@@ -203,12 +254,24 @@ def test_jsonl_png_and_rle_masks(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ({"image": "images/a.jpg", "mask": "masks/a_0.png"}, r"refs.jsonl:1: missing key 'sentence'"),
-        ({"image": "../a.jpg", "sentence": "x", "mask": "masks/a_0.png"}, "would escape the dataset root"),
+        (
+            {"image": "images/a.jpg", "mask": "masks/a_0.png"},
+            r"refs.jsonl:1: missing key 'sentence'",
+        ),
+        (
+            {"image": "../a.jpg", "sentence": "x", "mask": "masks/a_0.png"},
+            "would escape the dataset root",
+        ),
         ({"image": "/etc/passwd", "sentence": "x", "mask": "masks/a_0.png"}, "absolute path"),
         ({"image": "images/a.jpg", "sentence": "x"}, "exactly one of 'mask'"),
-        ({"image": "images/a.jpg", "sentence": "x", "rle": {"size": [2, 2]}}, "'size' and 'counts'"),
-        ({"image": "images/a.jpg", "sentence": "x", "mask": "masks/a_0.png", "id": "../../out"}, "id '../../out' would escape"),
+        (
+            {"image": "images/a.jpg", "sentence": "x", "rle": {"size": [2, 2]}},
+            "'size' and 'counts'",
+        ),
+        (
+            {"image": "images/a.jpg", "sentence": "x", "mask": "masks/a_0.png", "id": "../../out"},
+            "id '../../out' would escape",
+        ),
     ],
 )
 def test_jsonl_bad_lines(tmp_path, line, message):
@@ -219,12 +282,16 @@ def test_jsonl_bad_lines(tmp_path, line, message):
 def test_jsonl_rle_size_and_binary_mask(tmp_path):
     rle = encode_rle(np.ones((4, 4), dtype=bool))
     ds = JsonlRefs(make_jsonl(tmp_path, [{"image": "images/a.jpg", "sentence": "x", "rle": rle}]))
-    with pytest.raises(InputError, match=r"refs.jsonl:1: RLE size \[4, 4\] disagrees with its image \(20x30\)"):
+    with pytest.raises(
+        InputError, match=r"refs.jsonl:1: RLE size \[4, 4\] disagrees with its image \(20x30\)"
+    ):
         ds[0]
     grey = np.full((H, W), 128, dtype=np.uint8)
     grey[0, 0] = 255
     Image.fromarray(grey).save(tmp_path / "masks" / "a_0.png")
-    (tmp_path / "refs.jsonl").write_text(json.dumps({"image": "images/a.jpg", "sentence": "x", "mask": "masks/a_0.png"}))
+    (tmp_path / "refs.jsonl").write_text(
+        json.dumps({"image": "images/a.jpg", "sentence": "x", "mask": "masks/a_0.png"})
+    )
     ds = JsonlRefs(tmp_path / "refs.jsonl")
     with pytest.raises(InputError, match="not binary"):
         ds[0]

@@ -53,7 +53,9 @@ def _palette_png(path: Path, m: np.ndarray) -> None:
     img.save(path)
 
 
-def write_ytvos_video(split_dir: Path, vid: str, n: int, objects: dict[int, range] | None) -> list[str]:
+def write_ytvos_video(
+    split_dir: Path, vid: str, n: int, objects: dict[int, range] | None
+) -> list[str]:
     frames = [f"{5 * t:05d}" for t in range(n)]
     (split_dir / "JPEGImages" / vid).mkdir(parents=True, exist_ok=True)
     for t, f in enumerate(frames):
@@ -71,11 +73,22 @@ def make_ytvos(root: Path) -> Path:
     train = root / "train"
     meta_exp = {"videos": {}}
     meta = {"videos": {}}
-    exps = {"v1": {"0": ("a person walking", "1"), "1": ("a dog running", "2")}, "v2": {"0": ("a cat", "1")}}
+    exps = {
+        "v1": {"0": ("a person walking", "1"), "1": ("a dog running", "2")},
+        "v2": {"0": ("a cat", "1")},
+    }
     for vid, n in (("v1", 10), ("v2", 4)):
         frames = write_ytvos_video(train, vid, n, objects[vid])
-        meta_exp["videos"][vid] = {"expressions": {k: {"exp": e, "obj_id": o} for k, (e, o) in exps[vid].items()}, "frames": frames}
-        meta["videos"][vid] = {"objects": {str(k): {"category": "person", "frames": [frames[t] for t in r]} for k, r in objects[vid].items()}}
+        meta_exp["videos"][vid] = {
+            "expressions": {k: {"exp": e, "obj_id": o} for k, (e, o) in exps[vid].items()},
+            "frames": frames,
+        }
+        meta["videos"][vid] = {
+            "objects": {
+                str(k): {"category": "person", "frames": [frames[t] for t in r]}
+                for k, r in objects[vid].items()
+            }
+        }
     (root / "meta_expressions" / "train").mkdir(parents=True)
     (root / "meta_expressions" / "train" / "meta_expressions.json").write_text(json.dumps(meta_exp))
     (train / "meta.json").write_text(json.dumps(meta))
@@ -103,8 +116,11 @@ def test_ytvos_training_clips(tmp_path):
     # v1/exp0 (object 1 everywhere): 3 windows; v1/exp1 (object 2 from frame 6): windows 2 and 3;
     # v2 (4 frames): one window
     assert keys == [
-        ("v1", "0", (0, 1, 2, 3)), ("v1", "0", (4, 5, 6, 7)), ("v1", "0", (6, 7, 8, 9)),
-        ("v1", "1", (4, 5, 6, 7)), ("v1", "1", (6, 7, 8, 9)),
+        ("v1", "0", (0, 1, 2, 3)),
+        ("v1", "0", (4, 5, 6, 7)),
+        ("v1", "0", (6, 7, 8, 9)),
+        ("v1", "1", (4, 5, 6, 7)),
+        ("v1", "1", (6, 7, 8, 9)),
         ("v2", "0", (0, 1, 2, 3)),
     ]
     s = ds[3]
@@ -143,7 +159,9 @@ def test_ytvos_video_id_escaping_the_root_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(InputError) as info:
         RefYouTubeVOS(tmp_path, "train")
-    assert str(info.value).startswith(str(path)) and "'../../etc' would escape the dataset root" in str(info.value)
+    assert str(info.value).startswith(
+        str(path)
+    ) and "'../../etc' would escape the dataset root" in str(info.value)
 
 
 def test_ytvos_missing_pieces(tmp_path):
@@ -186,7 +204,9 @@ def make_mevis(root: Path, split: str = "train") -> Path:
         "0": {"exp": "the first one", "obj_id": [0], "anno_id": [10]},
         "1": {"exp": "both of them", "obj_id": [0, 1], "anno_id": [10, 11]},
     }
-    (d / "meta_expressions.json").write_text(json.dumps({"videos": {"vidA": {"expressions": exps, "frames": frames, "vid_id": 0}}}))
+    (d / "meta_expressions.json").write_text(
+        json.dumps({"videos": {"vidA": {"expressions": exps, "frames": frames, "vid_id": 0}}})
+    )
     (d / "mask_dict.json").write_text(json.dumps(masks))
     return root
 
@@ -212,7 +232,9 @@ def test_mevis_rle_problems(tmp_path):
     masks["10"][1] = encode_rle(np.ones((3, 3), dtype=bool))
     path.write_text(json.dumps(masks))
     ds = MeViS(tmp_path, "train", mode="video")
-    with pytest.raises(InputError, match=r"anno_id 10, frame 00001 of video 'vidA': RLE size \[3, 3\] disagrees"):
+    with pytest.raises(
+        InputError, match=r"anno_id 10, frame 00001 of video 'vidA': RLE size \[3, 3\] disagrees"
+    ):
         ds[0]
     masks["10"] = masks["10"][:4]
     path.write_text(json.dumps(masks))
@@ -246,7 +268,7 @@ def make_a2d(root: Path, *, h5: bool = False) -> Path:
     (text / "a2d_annotation.txt").write_text(
         "video_id,instance_id,query\n"
         "vidTrain,1,man in red\n"
-        "vidTest,0,\"the dog, running  left\"\n"
+        'vidTest,0,"the dog, running  left"\n'
         "vidTest,1 (copy),duplicate\n"
         "vidMissed,0,gone\n"
     )
@@ -285,7 +307,9 @@ def test_a2d_text_problems(tmp_path):
     (tmp_path / "text_annotations" / "a2d_annotation.txt").write_text("video,query\nx,y\n")
     with pytest.raises(InputError, match="header lacks column 'video_id', 'instance_id'"):
         index_a2d_text(tmp_path, "test")
-    (tmp_path / "text_annotations" / "a2d_annotation.txt").write_text("video_id,instance_id,query\n../x,1,a\n")
+    (tmp_path / "text_annotations" / "a2d_annotation.txt").write_text(
+        "video_id,instance_id,query\n../x,1,a\n"
+    )
     with pytest.raises(InputError, match="would escape"):
         index_a2d_text(tmp_path, "test")
     (tmp_path / "Release" / "videoset.csv").write_text("a,b,c\n")
@@ -300,7 +324,9 @@ def test_frame_listing_and_clip_positions(tmp_path):
     (tmp_path / "Release" / "frames" / "vidTest" / "notes.txt").write_text("x")
     (tmp_path / "Release" / "frames" / "vidTest" / "7.jpg").write_bytes(b"")
     assert sorted(list_frames(tmp_path / "Release" / "frames" / "vidTest")) == [1, 2, 3, 4, 5, 6, 7]
-    assert annotated_frames(tmp_path / "text_annotations" / "a2d_annotation_with_instances" / "vidTest") == [3]
+    assert annotated_frames(
+        tmp_path / "text_annotations" / "a2d_annotation_with_instances" / "vidTest"
+    ) == [3]
     assert clip_indices(2, 8, 6) == [0, 0, 0, 1, 2, 3, 4, 5]
     assert clip_indices(5, 4, 6) == [3, 4, 5, 5]
 
@@ -402,7 +428,9 @@ def make_jhmdb(root: Path) -> Path:
     for t in range(6):
         masks[t % H, :, t] = 1
     (root / "puppet_mask" / "pullup" / vid).mkdir(parents=True)
-    scipy.io.savemat(root / "puppet_mask" / "pullup" / vid / "puppet_mask.mat", {"part_mask": masks})
+    scipy.io.savemat(
+        root / "puppet_mask" / "pullup" / vid / "puppet_mask.mat", {"part_mask": masks}
+    )
     (root / "jhmdb_annotation.txt").write_text(f"video_id,query\n{vid},Man  Pulling Up\n")
     return root
 
@@ -422,8 +450,15 @@ def test_jhmdb_samples_and_clip(tmp_path):
 
 def test_jhmdb_samples_file(tmp_path):
     make_jhmdb(tmp_path)
-    meta = [["clip_pullup_0", "./jhmdb_sentences/Rename_Images/pullup/clip_pullup_0/00006.png",
-             "./jhmdb_sentences/puppet_mask/pullup/clip_pullup_0/puppet_mask.mat", 6, "man pulling up"]]
+    meta = [
+        [
+            "clip_pullup_0",
+            "./jhmdb_sentences/Rename_Images/pullup/clip_pullup_0/00006.png",
+            "./jhmdb_sentences/puppet_mask/pullup/clip_pullup_0/puppet_mask.mat",
+            6,
+            "man pulling up",
+        ]
+    ]
     (tmp_path / "samples.json").write_text(json.dumps(meta))
     ds = JHMDBSentences(tmp_path, num_frames=4, samples_file=tmp_path / "samples.json")
     assert len(ds) == 1 and ds[0]["frame_ids"] == ["00004", "00005", "00006", "00006"]

@@ -43,7 +43,9 @@ def write_set(
         Image.fromarray(_rgb(i)).save(folder / rgb / f"{name}{rgb_ext}", quality=95)
         ramp = np.tile(np.linspace(0, 1, W), (H, 1))
         if aux_ext == ".png":  # 16-bit depth, as several RGB-D releases store it
-            Image.fromarray((ramp * 4000 + 1000).astype(np.uint16)).save(folder / aux / f"{name}{aux_ext}")
+            Image.fromarray((ramp * 4000 + 1000).astype(np.uint16)).save(
+                folder / aux / f"{name}{aux_ext}"
+            )
         elif aux_ext == ".npy":
             np.save(folder / aux / f"{name}{aux_ext}", ramp.astype(np.float32))
         else:
@@ -55,7 +57,14 @@ def make_sod(root: Path) -> Path:
     """Three test sets under one root, with the folder spellings of their releases."""
     write_set(root / "NJU2K", ["001", "002", "003"])
     write_set(root / "VT821", ["1", "2"], aux="T", aux_ext=".jpg")
-    write_set(root / "COD10K", ["camo_1", "camo_2"], rgb="Imgs", aux="Depth", gt="GT_Object", aux_ext=".bmp")
+    write_set(
+        root / "COD10K",
+        ["camo_1", "camo_2"],
+        rgb="Imgs",
+        aux="Depth",
+        gt="GT_Object",
+        aux_ext=".bmp",
+    )
     return root
 
 

@@ -20,7 +20,9 @@ REFS = [
         "image_id": 3,
         "split": "testA",
         "sent_ids": [1, 2],
-        "sentences": [{"sent_id": 1, "tokens": ["man", "left"], "raw": "Man, left.", "sent": "man left"}],
+        "sentences": [
+            {"sent_id": 1, "tokens": ["man", "left"], "raw": "Man, left.", "sent": "man left"}
+        ],
         "file_name": "COCO_train2014_000000000003_11.jpg",
         "score": 0.5,
         "flags": (True, None),
@@ -94,7 +96,10 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
 @pytest.mark.parametrize(
     "payload, named",
     [
-        (b"\x80\x02cbuiltins\neval\nq\x00X\x04\x00\x00\x001 + 1q\x01\x85q\x02Rq\x03.", "builtins.eval"),
+        (
+            b"\x80\x02cbuiltins\neval\nq\x00X\x04\x00\x00\x001 + 1q\x01\x85q\x02Rq\x03.",
+            "builtins.eval",
+        ),
         (b"c__builtin__\ngetattr\n(c__builtin__\nobject\nS'x'\ntR.", "builtins.getattr"),
         (pickle.dumps(np.zeros(2), protocol=2), "numpy"),
         (pickle.dumps(Path("x"), protocol=2), "pathlib"),

@@ -42,12 +42,16 @@ def test_labels_are_the_objects_attributes(ris_root: Path) -> None:
         painted = np.zeros((96, 96), bool)
         objects = dict(scenes[image_id])
         for ann in (a for a in instances["annotations"] if a["image_id"] == image_id):
-            inside = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], 96, 96))).astype(bool)
+            inside = mask_utils.decode(
+                mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], 96, 96))
+            ).astype(bool)
             painted |= inside
             obj = objects[ann["id"]]
             assert obj.shape in RIS_SHAPES
             # the shape label is the COCO category id
-            assert set(np.unique(maps.labels[n, names.index("shape")][inside])) == {ann["category_id"]}
+            assert set(np.unique(maps.labels[n, names.index("shape")][inside])) == {
+                ann["category_id"]
+            }
             colour = ATTRIBUTE_CLASSES["colour"].index(obj.colour) + 1
             assert set(np.unique(maps.labels[n, names.index("colour")][inside])) == {colour}
             size = ATTRIBUTE_CLASSES["size"].index(obj.size) + 1

@@ -56,7 +56,9 @@ def test_pretraining_learns_the_maps(one_thread) -> None:
     images, labels = _squares(24)
     torch.manual_seed(0)
     pyramid = cmpc_backbone("test_resnet")
-    result = pretrain_backbone(pyramid, images, labels, [2, 3], steps=60, batch_size=8, lr=3e-3, seed=0)
+    result = pretrain_backbone(
+        pyramid, images, labels, [2, 3], steps=60, batch_size=8, lr=3e-3, seed=0
+    )
     assert result.steps == 60 and len(result.losses) == 60 and result.seconds > 0
     assert np.mean(result.losses[-10:]) < 0.5 * np.mean(result.losses[:5])
     held_images, held_labels = _squares(16, seed=1)
@@ -70,7 +72,9 @@ def test_pretraining_is_deterministic(one_thread) -> None:
     for _ in range(2):
         torch.manual_seed(0)
         pyramid = cmpc_backbone("test_resnet")
-        runs.append(pretrain_backbone(pyramid, images, labels, [2, 3], steps=3, batch_size=4, seed=5).losses)
+        runs.append(
+            pretrain_backbone(pyramid, images, labels, [2, 3], steps=3, batch_size=4, seed=5).losses
+        )
     assert runs[0] == runs[1]
 
 

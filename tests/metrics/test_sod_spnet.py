@@ -47,10 +47,14 @@ def test_mae_uses_the_soft_gt():
 def test_max_f_by_hand_and_of_the_mean_curve():
     # image A: levels 0, 1/3, 2/3, 1 against GT 0, 1, 0, 1
     a = ([[0, 85, 170, 255]], [[0, 255, 0, 255]])
-    precision, recall = pr_curve(sod_spnet.LevelPairs.of(np.asarray(a[0], u8), np.asarray(a[1], u8)))
+    precision, recall = pr_curve(
+        sod_spnet.LevelPairs.of(np.asarray(a[0], u8), np.asarray(a[1], u8))
+    )
     assert precision.shape == recall.shape == (255,)
     assert precision[0] == 0.5 and recall[0] == 1  # threshold 0: every pixel
-    assert precision[84] == pytest.approx(2 / 3) and precision[85] == 0.5  # 85/255 >= 84/254 > 85/254
+    assert (
+        precision[84] == pytest.approx(2 / 3) and precision[85] == 0.5
+    )  # 85/255 >= 84/254 > 85/254
     assert precision[169] == 0.5 and precision[170] == 1 and recall[170] == 0.5
     assert precision[254] == 1  # the last threshold is exactly 1.0: level 255 passes
     only_a = scored(a).compute()
@@ -80,7 +84,9 @@ def test_max_e_is_the_unthresholded_alignment():
     assert scored((gt, gt)).compute()["maxe"] == pytest.approx(4 / 3, abs=1e-12)
     # a constant map is not binarised: phiP = 0 everywhere, xi = 0, E = 0.25 N / (N - 1)
     gt6 = [[255, 0, 0], [255, 255, 0]]
-    assert scored((np.full((2, 3), 128), gt6)).compute()["maxe"] == pytest.approx(0.25 * 6 / 5, abs=1e-12)
+    assert scored((np.full((2, 3), 128), gt6)).compute()["maxe"] == pytest.approx(
+        0.25 * 6 / 5, abs=1e-12
+    )
     # a soft map: the two classes' pixels are demeaned continuously
     pred = np.array([[200, 100]], u8)
     gt2 = np.array([[255, 0]], u8)
@@ -111,7 +117,9 @@ def test_sanity_values_of_the_protocol_notes():
 
 def test_s_measure_on_empty_and_full_gt_is_the_mean():
     assert scored((np.full((2, 2), 51), np.zeros((2, 2)))).compute()["sm"] == pytest.approx(0.8)
-    assert scored((np.full((2, 2), 204), np.full((2, 2), 255))).compute()["sm"] == pytest.approx(0.8)
+    assert scored((np.full((2, 2), 204), np.full((2, 2), 255))).compute()["sm"] == pytest.approx(
+        0.8
+    )
 
 
 def test_s_measure_perfect_and_constant_maps_by_hand():
@@ -128,7 +136,9 @@ def test_s_measure_perfect_and_constant_maps_by_hand():
 def test_s_measure_quadrant_ssim_by_hand():
     # one quadrant of 4 pixels holding 1 foreground pixel, predicted perfectly: x = y = 1/4,
     # variances = covariance = 0.75 / 3, so SSIM = 4 x y cov / ((x^2 + y^2)(2 var)) = 1
-    region = sod_spnet.LevelPairs.of(np.array([[255, 0], [0, 0]], u8), np.array([[255, 0], [0, 0]], u8))
+    region = sod_spnet.LevelPairs.of(
+        np.array([[255, 0], [0, 0]], u8), np.array([[255, 0], [0, 0]], u8)
+    )
     assert sod_spnet._ssim(region) == pytest.approx(1.0)
     # a flat map over an all-background quadrant: alpha = beta = 0 -> 1 (exact zero variance)
     flat = sod_spnet.LevelPairs.of(np.full((2, 2), 77, u8), np.zeros((2, 2), u8))
@@ -190,14 +200,18 @@ def test_resize_to_is_pil_bilinear():
     pred = np.random.default_rng(0).integers(0, 256, (10, 14), dtype=u8)
     out = resize_to(pred, (21, 9))
     assert out.shape == (21, 9)
-    np.testing.assert_array_equal(out, np.asarray(Image.fromarray(pred).resize((9, 21), Image.BILINEAR)))
+    np.testing.assert_array_equal(
+        out, np.asarray(Image.fromarray(pred).resize((9, 21), Image.BILINEAR))
+    )
     assert resize_to(pred, (10, 14)) is pred
 
 
 def test_merge_pickle_and_api():
     rng = np.random.default_rng(1)
-    pairs = [(rng.integers(0, 256, (7, 7), dtype=u8), square_gt(7) if i % 2 else np.zeros((7, 7), u8))
-             for i in range(6)]
+    pairs = [
+        (rng.integers(0, 256, (7, 7), dtype=u8), square_gt(7) if i % 2 else np.zeros((7, 7), u8))
+        for i in range(6)
+    ]
     whole = SPNetEvaluator()
     for i, (p, g) in enumerate(pairs):
         whole.update(p, g, name=f"n{i}")

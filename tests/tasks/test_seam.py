@@ -54,7 +54,9 @@ def test_a_toy_task_trains_predicts_evaluates_and_demos_through_the_cli(toy, tmp
     assert sorted(p.name for p in pred.glob("*.png")) == [f"{i:03d}.png" for i in range(12)]
     assert read_mask(pred / "000.png").shape == (16, 16)
     # --skip-existing: nothing left to do, the model is not even loaded
-    assert main([*argv, "--input", str(data / "images"), "--out", str(pred), "--skip-existing"]) == 0
+    assert (
+        main([*argv, "--input", str(data / "images"), "--out", str(pred), "--skip-existing"]) == 0
+    )
 
     scores = tmp_path / "scores.json"
     argv = ["evaluate", "toy", "--pred", str(pred), "--gt", str(data / "masks"), "--workers", "1"]

@@ -142,7 +142,9 @@ def _collect(args: argparse.Namespace) -> list[PredictItem]:
     return [PredictItem(stem, (path,), payload=path) for stem, path in sorted(images.items())]
 
 
-def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+def _predict(
+    predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
+) -> Iterator[Outcome]:
     for item in items:
         mask = predictor.predict(read_grey(item.payload))
         yield Outcome(item, files={Path(args.out) / f"{item.name}.png": mask})
@@ -175,8 +177,14 @@ def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
 
 
 ADAPTER = EvalAdapter(
-    "toy", ("iou",), collect=flat_pairs, new_evaluator=_new_evaluator, score=_score,
-    summarise=_summarise, columns=[("mIoU", "mIoU")], chunk_size=4,
+    "toy",
+    ("iou",),
+    collect=flat_pairs,
+    new_evaluator=_new_evaluator,
+    score=_score,
+    summarise=_summarise,
+    columns=[("mIoU", "mIoU")],
+    chunk_size=4,
 )
 
 

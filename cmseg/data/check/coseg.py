@@ -94,7 +94,7 @@ def _check_coco_instances(root: Path, ann_file: Path, result: CheckResult, worke
     problems = Problems(strict=False)
     index = index_coco(ann_file, min_images=1, problems=problems)
     result.problems.extend(problems.items)
-    split = ann_file.stem[len("instances_"):]
+    split = ann_file.stem[len("instances_") :]
     image_dir = root / split
     if not image_dir.is_dir():
         result.problems.append(f"{image_dir}: image folder of {ann_file.name} not found")
@@ -120,8 +120,7 @@ def _check_coco_instances(root: Path, ann_file: Path, result: CheckResult, worke
             reason, _ = segmentation_problem(ann["segmentation"], h, w, decode=False)
             if reason:
                 out.append(
-                    f"{ann_file}: annotation {ann.get('id', '?')!r} of image {image_id!r}: "
-                    f"{reason}"
+                    f"{ann_file}: annotation {ann.get('id', '?')!r} of image {image_id!r}: {reason}"
                 )
         return out
 

@@ -37,9 +37,9 @@ def check_ris(root: Path, result: CheckResult, workers: int) -> None:
     for dataset_dir in refer_dirs:
         layouts.append(f"REFER {dataset_dir.name}")
         for refs in sorted(dataset_dir.glob("refs(*).p")):
-            _check_refer(root, dataset_dir, refs.name[len("refs("):-len(").p")], result, workers)
+            _check_refer(root, dataset_dir, refs.name[len("refs(") : -len(").p")], result, workers)
     for query in query_files:
-        layouts.append(f"ReferIt {query.stem[len('referit_query_'):]}")
+        layouts.append(f"ReferIt {query.stem[len('referit_query_') :]}")
         _check_referit(root, query, result, workers)
     for path in jsonl:
         layouts.append(f"JSON lines {path.name}")
@@ -105,7 +105,7 @@ def _check_referit(root: Path, query: Path, result: CheckResult, workers: int) -
     (each region once, however many sentences refer to it)."""
     from cmseg.data.formats.refer import index_referit, read_referit_mask
 
-    split = query.stem[len("referit_query_"):]
+    split = query.stem[len("referit_query_") :]
     problems = Problems(strict=False)
     samples = index_referit(root, split, query_file=query, problems=problems)
     result.problems.extend(problems.items)

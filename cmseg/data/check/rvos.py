@@ -99,9 +99,7 @@ def _check_mevis_video(
     return out
 
 
-def check_videos(
-    index: Any, result: CheckResult, workers: int, *, binarise: bool = False
-) -> None:
+def check_videos(index: Any, result: CheckResult, workers: int, *, binarise: bool = False) -> None:
     """Check every video of a Ref-YouTube-VOS-style ``index`` (MeViS: with its RLEs);
     ``binarise``: objects are foreground vs background (Mini-Ref-SAIL-VOS)."""
     videos = [index.videos[v] for v in sorted(index.videos)]
@@ -269,9 +267,7 @@ def _check_jhmdb(root: Path, result: CheckResult, workers: int) -> None:
                 if line:
                     out.append(line)
         if masks is not None and first is not None:
-            line = size_problem(
-                first[0], first[1], video.mask_file, masks.shape[1:], "puppet mask"
-            )
+            line = size_problem(first[0], first[1], video.mask_file, masks.shape[1:], "puppet mask")
             if line:
                 out.append(line)
             if not masks.any():

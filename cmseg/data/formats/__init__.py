@@ -140,7 +140,10 @@ def safe_join(root: Path, rel: Any, *, what: str = "id", source: Path | str | No
         raise InputError(where, f"{what} {rel!r} is empty or holds a NUL byte")
     win = PureWindowsPath(rel)
     if rel.startswith(("/", "\\")) or win.drive or win.root or PurePosixPath(rel).is_absolute():
-        raise InputError(where, f"{what} {rel!r} is an absolute path; refused (ids must stay inside the dataset root)")
+        raise InputError(
+            where,
+            f"{what} {rel!r} is an absolute path; refused (ids must stay inside the dataset root)",
+        )
     parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise InputError(where, f"{what} {rel!r} would escape the dataset root; refused")
@@ -191,7 +194,9 @@ def load_mat_variable(path: Path, name: str) -> np.ndarray:
         raise InputError(path, "no such file") from None
     except Exception as err:  # scipy raises ValueError, TypeError, MatReadError...
         detail = str(err).splitlines()[0] if str(err) else ""
-        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__}: {detail})") from None
+        raise InputError(
+            path, f"not a readable MATLAB file ({type(err).__name__}: {detail})"
+        ) from None
     if name not in mat:
         keys = [k for k in mat if not k.startswith("__")]
         raise InputError(path, f"no '{name}' variable (has {', '.join(keys) or 'none'})")
@@ -286,7 +291,9 @@ def coco_segmentation_mask(segmentation: Any, height: int, width: int) -> np.nda
     rles = mask_utils.frPyObjects(polygons, height, width)
     merged = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
     # decode with cmseg's own RLE decoder (pycocotools' decode warns under numpy 2)
-    return decode_rle({"size": [int(v) for v in merged["size"]], "counts": merged["counts"].decode("ascii")})
+    return decode_rle(
+        {"size": [int(v) for v in merged["size"]], "counts": merged["counts"].decode("ascii")}
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,7 +318,9 @@ class Reader:
     def __getitem__(self, index: int) -> Any:
         n = len(self)
         if not isinstance(index, (int, np.integer)):
-            raise TypeError(f"{type(self).__name__} indices must be integers, got {type(index).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} indices must be integers, got {type(index).__name__}"
+            )
         index = int(index)
         if index < 0:
             index += n
@@ -321,7 +330,9 @@ class Reader:
         return self.transform(sample) if self.transform is not None else sample
 
 
-def same_size(ref_path: Path, ref_shape: tuple[int, ...], path: Path, shape: tuple[int, ...], what: str) -> None:
+def same_size(
+    ref_path: Path, ref_shape: tuple[int, ...], path: Path, shape: tuple[int, ...], what: str
+) -> None:
     """Raise when ``shape`` (H, W, ...) differs from ``ref_shape`` in height or width."""
     if tuple(shape[:2]) != tuple(ref_shape[:2]):
         raise InputError(

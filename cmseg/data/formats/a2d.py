@@ -100,7 +100,9 @@ def require_h5py() -> Any:
     try:
         import h5py
     except ImportError:
-        raise CmsegError("A2D-Sentences masks are HDF5 (.h5) files: install h5py with `pip install h5py`") from None
+        raise CmsegError(
+            "A2D-Sentences masks are HDF5 (.h5) files: install h5py with `pip install h5py`"
+        ) from None
     return h5py
 
 
@@ -125,12 +127,17 @@ def read_videoset(path: Path, problems: Problems | None = None) -> dict[str, A2D
         if not row or not "".join(row).strip():
             continue
         if len(row) < 9:
-            problems.add(f"{path}:{lineno}", f"expected 9 columns (vid, label, start, end, height, width, total_frames, annotated_frames, subset), got {len(row)}")
+            problems.add(
+                f"{path}:{lineno}",
+                f"expected 9 columns (vid, label, start, end, height, width, total_frames, annotated_frames, subset), got {len(row)}",
+            )
             continue
         try:
             height, width, total, subset = int(row[4]), int(row[5]), int(row[6]), int(row[8])
         except ValueError:
-            problems.add(f"{path}:{lineno}", "height, width, total_frames and subset must be integers")
+            problems.add(
+                f"{path}:{lineno}", "height, width, total_frames and subset must be integers"
+            )
             continue
         if subset not in (0, 1):
             problems.add(f"{path}:{lineno}", f"subset must be 0 (train) or 1 (test), got {subset}")
@@ -147,7 +154,9 @@ def read_missed_videos(path: Path) -> set[str]:
 
 
 def read_text_annotations(
-    path: Path, columns: Sequence[str] = ("video_id", "instance_id", "query"), problems: Problems | None = None
+    path: Path,
+    columns: Sequence[str] = ("video_id", "instance_id", "query"),
+    problems: Problems | None = None,
 ) -> list[dict[str, str]]:
     """Rows of a sentence CSV with a header (``a2d_annotation.txt``, ``jhmdb_annotation.txt``)."""
     problems = problems if problems is not None else Problems(strict=True)
@@ -155,7 +164,10 @@ def read_text_annotations(
     header = [h.strip() for h in (reader.fieldnames or [])]
     gone = [c for c in columns if c not in header]
     if gone:
-        raise InputError(path, f"header lacks column {', '.join(repr(c) for c in gone)} (has {', '.join(header) or 'none'})")
+        raise InputError(
+            path,
+            f"header lacks column {', '.join(repr(c) for c in gone)} (has {', '.join(header) or 'none'})",
+        )
     rows = []
     for lineno, row in enumerate(reader, start=2):
         clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -184,7 +196,11 @@ def list_frames(folder: Path) -> dict[int, Path]:
     """
     out: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        if (
+            path.name.startswith(".")
+            or not path.is_file()
+            or path.suffix.lower() not in IMAGE_EXTENSIONS
+        ):
             continue
         if path.stem.isdigit():
             out.setdefault(int(path.stem), path)
@@ -200,7 +216,10 @@ def annotated_frames(folder: Path) -> list[int]:
 
 def clip_indices(center: int, length: int, n_frames: int) -> list[int]:
     """0-based positions of a ``length``-frame window centred on 0-based ``center``, clamped."""
-    return [min(max(i, 0), n_frames - 1) for i in range(center - length // 2, center + (length + 1) // 2)]
+    return [
+        min(max(i, 0), n_frames - 1)
+        for i in range(center - length // 2, center + (length + 1) // 2)
+    ]
 
 
 def read_video_frames(path: Path, positions: Sequence[int]) -> tuple[list[np.ndarray], int]:
@@ -253,11 +272,16 @@ def read_a2d_instances(path: Path) -> tuple[list[int], np.ndarray]:
     except InputError:
         raise
     except (OSError, ValueError, KeyError) as err:
-        raise InputError(path, f"not a readable HDF5 file ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        raise InputError(
+            path,
+            f"not a readable HDF5 file ({str(err).splitlines()[0] if str(err) else type(err).__name__})",
+        ) from None
     if masks.ndim == 2:
         masks = masks[None]
     if masks.ndim != 3 or masks.shape[0] != len(ids):
-        raise InputError(path, f"reMask of shape {masks.shape} does not match {len(ids)} instance ids")
+        raise InputError(
+            path, f"reMask of shape {masks.shape} does not match {len(ids)} instance ids"
+        )
     return ids, np.ascontiguousarray(masks.transpose(0, 2, 1)) > 0
 
 
@@ -265,7 +289,7 @@ def read_a2d_instances(path: Path) -> tuple[list[int], np.ndarray]:
 class A2DSample:
     sentence: str
     vid: str
-    frame: int      # 1-based
+    frame: int  # 1-based
     instance: int
 
 
@@ -282,7 +306,9 @@ def a2d_paths(root: Path) -> dict[str, Path | None]:
     }
 
 
-def index_a2d_text(root: Path, split: str, problems: Problems | None = None) -> list[tuple[str, int, str]]:
+def index_a2d_text(
+    root: Path, split: str, problems: Problems | None = None
+) -> list[tuple[str, int, str]]:
     """``(video, instance id, sentence)`` of a split, from the text files alone (no h5py)."""
     problems = problems if problems is not None else Problems(strict=True)
     if split not in ("train", "test"):
@@ -343,11 +369,16 @@ class A2DSentences(Reader):
         if frames_dir is not None:
             self.paths["frames"] = require_folder(Path(frames_dir), "frames")
         if self.paths["frames"] is None and self.paths["videos"] is None:
-            raise InputError(self.root / "Release", f"no video folder (looked for {', '.join(VIDEO_DIR_NAMES)}) and no frames/ folder")
+            raise InputError(
+                self.root / "Release",
+                f"no video folder (looked for {', '.join(VIDEO_DIR_NAMES)}) and no frames/ folder",
+            )
         try:
             text = index_a2d_text(self.root, split)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})"
+            ) from None
         require_h5py()
         self.samples: list[A2DSample] = []
         inst_root = self.paths["instances"]
@@ -357,7 +388,10 @@ class A2DSentences(Reader):
         for vid, inst, sentence in text:
             if vid not in cache:
                 folder = inst_root / vid
-                cache[vid] = [(f, read_a2d_instances(folder / f"{f:05d}.h5")[0]) for f in annotated_frames(folder)]
+                cache[vid] = [
+                    (f, read_a2d_instances(folder / f"{f:05d}.h5")[0])
+                    for f in annotated_frames(folder)
+                ]
             for frame, ids in cache[vid]:
                 if inst in ids:
                     self.samples.append(A2DSample(sentence, vid, frame, inst))
@@ -384,7 +418,9 @@ class A2DSentences(Reader):
         videos = self.paths["videos"]
         if videos is None:
             raise InputError(frames_root or self.root, f"no frames for video {vid!r}")
-        frames, count = read_video_frames(safe_join(videos, f"{vid}.mp4", what="video id"), positions)
+        frames, count = read_video_frames(
+            safe_join(videos, f"{vid}.mp4", what="video id"), positions
+        )
         return frames, [min(p, count - 1) for p in positions]
 
     def _load(self, index: int) -> dict[str, Any]:
@@ -412,7 +448,9 @@ class A2DSentences(Reader):
         }
 
 
-def _one_annotated_frame(shape: tuple[int, ...], t: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _one_annotated_frame(
+    shape: tuple[int, ...], t: int, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``(masks bool (T, H, W), valid bool (T,))`` of a clip whose only annotation is ``mask``
     on frame ``t`` (A2D and JHMDB annotate one frame per sentence)."""
     masks = np.zeros(shape, dtype=bool)
@@ -447,11 +485,13 @@ class JHMDBVideo:
 class JHMDBSample:
     sentence: str
     vid: str
-    frame: int      # 1-based
-    n_frames: int   # usable frames (those with a puppet mask)
+    frame: int  # 1-based
+    n_frames: int  # usable frames (those with a puppet mask)
 
 
-def index_jhmdb(root: Path, problems: Problems | None = None) -> tuple[list[tuple[str, str]], dict[str, JHMDBVideo]]:
+def index_jhmdb(
+    root: Path, problems: Problems | None = None
+) -> tuple[list[tuple[str, str]], dict[str, JHMDBVideo]]:
     """``[(video, sentence)]`` and the frame/mask locations of each video."""
     problems = problems if problems is not None else Problems(strict=True)
     rows = read_text_annotations(root / "jhmdb_annotation.txt", ("video_id", "query"), problems)
@@ -508,7 +548,9 @@ class JHMDBSentences(Reader):
         try:
             sentences, self.videos = index_jhmdb(self.root)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})"
+            ) from None
         self._masks: dict[str, np.ndarray] = {}
         self.samples: list[JHMDBSample] = []
         if samples_file is not None:
@@ -517,7 +559,9 @@ class JHMDBSentences(Reader):
             for k, (vid, sentence) in enumerate(sentences):
                 n = self._usable_frames(vid)
                 rng = seeded_rng(seed, k)
-                picks = sorted(int(i) + 1 for i in rng.choice(n, size=min(frames_per_video, n), replace=False))
+                picks = sorted(
+                    int(i) + 1 for i in rng.choice(n, size=min(frames_per_video, n), replace=False)
+                )
                 self.samples.extend(JHMDBSample(sentence, vid, f, n) for f in picks)
         if not self.samples:
             raise InputError(self.root, "no sample")
@@ -534,11 +578,20 @@ class JHMDBSentences(Reader):
     def _from_samples_file(self, path: Path) -> None:
         data = load_json(path)
         if not isinstance(data, list):
-            raise InputError(path, "expected a list of [video_id, frame_path, mask_path, total_frames, query]")
+            raise InputError(
+                path, "expected a list of [video_id, frame_path, mask_path, total_frames, query]"
+            )
         counts: dict[str, int] = {}
         for i, row in enumerate(data):
-            if not isinstance(row, list) or len(row) != 5 or not isinstance(row[1], str) or not isinstance(row[4], str):
-                raise InputError(path, f"entry {i} is not [video_id, frame_path, mask_path, total_frames, query]")
+            if (
+                not isinstance(row, list)
+                or len(row) != 5
+                or not isinstance(row[1], str)
+                or not isinstance(row[4], str)
+            ):
+                raise InputError(
+                    path, f"entry {i} is not [video_id, frame_path, mask_path, total_frames, query]"
+                )
             vid = str(row[0])
             stem = Path(row[1].replace("\\", "/")).stem
             if vid not in self.videos or not stem.isdigit():

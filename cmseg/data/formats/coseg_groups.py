@@ -97,22 +97,31 @@ class CosegItem:
     gt: Path
 
 
-def index_coseg_folders(root: Path, classes: Sequence[str] | None = None, *, problems: Problems | None = None) -> dict[str, list[CosegItem]]:
+def index_coseg_folders(
+    root: Path, classes: Sequence[str] | None = None, *, problems: Problems | None = None
+) -> dict[str, list[CosegItem]]:
     """``class -> items`` (sorted by name) of the processed layout."""
     problems = problems if problems is not None else Problems(strict=True)
     root = require_folder(Path(root), "dataset root")
     image_dir = find_child(root, IMAGE_DIR_NAMES)
     gt_dir = find_child(root, GT_DIR_NAMES)
     if image_dir is None:
-        raise InputError(root, f"no image folder (looked for {', '.join(IMAGE_DIR_NAMES)}, any case)")
+        raise InputError(
+            root, f"no image folder (looked for {', '.join(IMAGE_DIR_NAMES)}, any case)"
+        )
     if gt_dir is None:
-        raise InputError(root, f"no groundtruth folder (looked for {', '.join(GT_DIR_NAMES)}, any case)")
+        raise InputError(
+            root, f"no groundtruth folder (looked for {', '.join(GT_DIR_NAMES)}, any case)"
+        )
     image_classes = index_subfolders(image_dir)
     gt_classes = index_subfolders(gt_dir)
     if classes is not None:
         unknown = [c for c in classes if c not in image_classes]
         if unknown:
-            raise InputError(image_dir, f"no class folder {', '.join(unknown)} (found {', '.join(image_classes)})")
+            raise InputError(
+                image_dir,
+                f"no class folder {', '.join(unknown)} (found {', '.join(image_classes)})",
+            )
         image_classes = {c: image_classes[c] for c in classes}
     if not image_classes:
         problems.add(image_dir, "holds no class folder (expected image/<class>/<name>.jpg)")
@@ -134,16 +143,24 @@ def index_coseg_folders(root: Path, classes: Sequence[str] | None = None, *, pro
                 continue
             items.append(CosegItem(cls, stem, path, gts[stem]))
         for stem in sorted(set(gts) - set(images)):
-            problems.add(gts[stem], f"no image named {stem}.* in {image_dir.name}/{cls}/", fatal=False)
+            problems.add(
+                gts[stem], f"no image named {stem}.* in {image_dir.name}/{cls}/", fatal=False
+            )
         if not items:
             problems.add(folder, "class holds no image with a mask")
             continue
         if len(items) < 2:
-            problems.add(folder, "class has a single image; co-segmentation needs groups of 2 or more", fatal=False)
+            problems.add(
+                folder,
+                "class has a single image; co-segmentation needs groups of 2 or more",
+                fatal=False,
+            )
         out[cls] = items
     if classes is None:
         for cls in sorted(set(gt_classes) - set(image_classes)):
-            problems.add(gt_classes[cls], f"no matching class folder {image_dir.name}/{cls}/", fatal=False)
+            problems.add(
+                gt_classes[cls], f"no matching class folder {image_dir.name}/{cls}/", fatal=False
+            )
     return out
 
 
@@ -193,7 +210,9 @@ class CosegFolders(Reader):
         try:
             self.items = index_coseg_folders(self.root, classes)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='coseg', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='coseg', root=self.root)})"
+            ) from None
         self.classes = sorted(self.items)
         self.groups: list[tuple[str, list[int], list[bool]]] = []
         for cls in self.classes:
@@ -225,11 +244,11 @@ class CosegFolders(Reader):
 class CocoIndex:
     """What :class:`CocoGroups` needs from an ``instances_*.json``."""
 
-    images: dict[int, dict[str, Any]]            # id -> {"file_name", "height", "width"}
+    images: dict[int, dict[str, Any]]  # id -> {"file_name", "height", "width"}
     anns_by_image: dict[int, list[dict[str, Any]]]
     cat_names: dict[int, str]
-    cat_to_images: dict[int, list[int]]          # kept categories only, image ids sorted
-    image_to_cats: dict[int, set[int]]           # qualifying (non-crowd, large) categories
+    cat_to_images: dict[int, list[int]]  # kept categories only, image ids sorted
+    image_to_cats: dict[int, set[int]]  # qualifying (non-crowd, large) categories
 
 
 def index_coco(
@@ -244,7 +263,9 @@ def index_coco(
     data = load_json(annotation_file)
     gone = missing_keys(data, ("images", "annotations", "categories"))
     if gone:
-        raise InputError(annotation_file, f"COCO instances file lacks {', '.join(repr(k) for k in gone)}")
+        raise InputError(
+            annotation_file, f"COCO instances file lacks {', '.join(repr(k) for k in gone)}"
+        )
     images: dict[int, dict[str, Any]] = {}
     for i, img in enumerate(data["images"]):
         gone = missing_keys(img, ("id", "file_name", "height", "width"))
@@ -256,7 +277,9 @@ def index_coco(
     for i, cat in enumerate(data["categories"]):
         gone = missing_keys(cat, ("id", "name"))
         if gone:
-            problems.add(annotation_file, f"categories[{i}] lacks {', '.join(repr(k) for k in gone)}")
+            problems.add(
+                annotation_file, f"categories[{i}] lacks {', '.join(repr(k) for k in gone)}"
+            )
             continue
         cat_names[cat["id"]] = str(cat["name"])
     anns_by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -264,13 +287,19 @@ def index_coco(
     for i, ann in enumerate(data["annotations"]):
         gone = missing_keys(ann, ("image_id", "category_id", "segmentation"))
         if gone:
-            problems.add(annotation_file, f"annotations[{i}] lacks {', '.join(repr(k) for k in gone)}")
+            problems.add(
+                annotation_file, f"annotations[{i}] lacks {', '.join(repr(k) for k in gone)}"
+            )
             continue
         if ann["image_id"] not in images:
-            problems.add(annotation_file, f"annotations[{i}] refers to unknown image id {ann['image_id']!r}")
+            problems.add(
+                annotation_file, f"annotations[{i}] refers to unknown image id {ann['image_id']!r}"
+            )
             continue
         if ann["category_id"] not in cat_names:
-            problems.add(annotation_file, f"annotations[{i}] has unknown category id {ann['category_id']!r}")
+            problems.add(
+                annotation_file, f"annotations[{i}] has unknown category id {ann['category_id']!r}"
+            )
             continue
         anns_by_image[ann["image_id"]].append(ann)
         area = ann.get("area", 0)
@@ -289,12 +318,21 @@ def index_coco(
     return CocoIndex(images, dict(anns_by_image), cat_names, kept, dict(qualifying))
 
 
-def coco_paths(root: Path, split: str, annotation_file: str | Path | None, image_dir: str | Path | None) -> tuple[Path, Path]:
+def coco_paths(
+    root: Path, split: str, annotation_file: str | Path | None, image_dir: str | Path | None
+) -> tuple[Path, Path]:
     """Resolve the instances file and image folder of a COCO root."""
-    ann = Path(annotation_file) if annotation_file is not None else root / "annotations" / f"instances_{split}.json"
+    ann = (
+        Path(annotation_file)
+        if annotation_file is not None
+        else root / "annotations" / f"instances_{split}.json"
+    )
     img = Path(image_dir) if image_dir is not None else root / split
     if not ann.is_file():
-        raise InputError(ann, "COCO instances file not found (expected <root>/annotations/instances_<split>.json)")
+        raise InputError(
+            ann,
+            "COCO instances file not found (expected <root>/annotations/instances_<split>.json)",
+        )
     require_folder(img, "COCO image")
     return ann, img
 
@@ -331,7 +369,9 @@ class CocoGroups(Reader):
         if group_size < 1:
             raise ValueError("group_size must be >= 1")
         self.root = Path(root)
-        self.annotation_file, self.image_dir = coco_paths(self.root, split, annotation_file, image_dir)
+        self.annotation_file, self.image_dir = coco_paths(
+            self.root, split, annotation_file, image_dir
+        )
         self.index = index_coco(self.annotation_file, min_area=min_area, min_images=min_images)
         self.categories = sorted(self.index.cat_to_images)
         self.group_size = group_size
@@ -364,18 +404,25 @@ class CocoGroups(Reader):
         images, masks, names = [], [], []
         for image_id in image_ids:
             info = self.index.images[image_id]
-            path = safe_join(self.image_dir, info["file_name"], what="file_name", source=self.annotation_file)
+            path = safe_join(
+                self.image_dir, info["file_name"], what="file_name", source=self.annotation_file
+            )
             image = read_image(path)
             h, w = int(info["height"]), int(info["width"])
             if image.shape[:2] != (h, w):
-                raise InputError(path, f"image is {image.shape[1]}x{image.shape[0]} but the annotations say {w}x{h}")
+                raise InputError(
+                    path,
+                    f"image is {image.shape[1]}x{image.shape[0]} but the annotations say {w}x{h}",
+                )
             mask = np.zeros((h, w), dtype=bool)
             for ann in self.index.anns_by_image.get(image_id, []):
                 if ann["category_id"] in shared:
                     try:
                         mask |= coco_segmentation_mask(ann["segmentation"], h, w)
                     except ValueError as err:
-                        raise InputError(self.annotation_file, f"annotation {ann.get('id', '?')}: {err}") from None
+                        raise InputError(
+                            self.annotation_file, f"annotation {ann.get('id', '?')}: {err}"
+                        ) from None
             images.append(image)
             masks.append(mask)
             names.append(Path(info["file_name"]).stem)

@@ -100,10 +100,62 @@ __all__ = [
 ]
 
 _FOLDS = (
-    ("hat", "raccoon", "crocodile", "hedgehog", "elephant", "shark", "cat", "bear", "fox", "sedan", "rabbit", "parrot"),
-    ("plant", "squirrel", "penguin", "lion", "mouse", "giraffe", "dolphin", "zebra", "turtle", "sheep", "duck", "lizard"),
-    ("hand", "bus", "motorbike", "earless_seal", "snail", "tiger", "cow", "airplane", "deer", "fish", "snake", "giant_panda"),
-    ("horse", "boat", "truck", "whale", "camel", "frog", "dog", "leopard", "train", "bird", "monkey", "person"),
+    (
+        "hat",
+        "raccoon",
+        "crocodile",
+        "hedgehog",
+        "elephant",
+        "shark",
+        "cat",
+        "bear",
+        "fox",
+        "sedan",
+        "rabbit",
+        "parrot",
+    ),
+    (
+        "plant",
+        "squirrel",
+        "penguin",
+        "lion",
+        "mouse",
+        "giraffe",
+        "dolphin",
+        "zebra",
+        "turtle",
+        "sheep",
+        "duck",
+        "lizard",
+    ),
+    (
+        "hand",
+        "bus",
+        "motorbike",
+        "earless_seal",
+        "snail",
+        "tiger",
+        "cow",
+        "airplane",
+        "deer",
+        "fish",
+        "snake",
+        "giant_panda",
+    ),
+    (
+        "horse",
+        "boat",
+        "truck",
+        "whale",
+        "camel",
+        "frog",
+        "dog",
+        "leopard",
+        "train",
+        "bird",
+        "monkey",
+        "person",
+    ),
 )
 #: The 48 classes of Mini-Ref-YouTube-VOS; class id = position + 1. Rebuilt from the fold
 #: lists of the reference notes (fold g holds ids g, g+4, g+8, ...).
@@ -130,12 +182,16 @@ def read_categories(path: Path) -> list[str]:
     if not isinstance(data, Mapping) or not data:
         raise InputError(path, "expected a non-empty object {class name: id}")
     ids = list(data.values())
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids) or sorted(ids) != list(range(1, len(ids) + 1)):
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids) or sorted(ids) != list(
+        range(1, len(ids) + 1)
+    ):
         raise InputError(path, f"class ids must be the integers 1..{len(ids)}, each once")
     return [name for name, _ in sorted(data.items(), key=lambda kv: kv[1])]
 
 
-def class_table(found: set[str], official: Sequence[str], categories: Sequence[str] | None) -> list[str]:
+def class_table(
+    found: set[str], official: Sequence[str], categories: Sequence[str] | None
+) -> list[str]:
     """The class list (id = position + 1): ``categories`` if given, else ``official`` when every
     category found is in it, else the categories found, sorted (a custom dataset)."""
     if categories is not None:
@@ -149,7 +205,7 @@ def class_table(found: set[str], official: Sequence[str], categories: Sequence[s
 class FewShotIndex:
     index: VideoIndex
     classes: list[str]
-    by_class: dict[int, list[str]]   # class id -> sorted video ids (videos with expressions)
+    by_class: dict[int, list[str]]  # class id -> sorted video ids (videos with expressions)
     binarise: bool
 
 
@@ -173,7 +229,10 @@ def index_fewshot(
         info = video.objects.get(obj) if obj is not None else None
         if info is None or info[0] is None:
             where = index.meta or index.meta_expressions
-            problems.add(where, f"video {vid!r}: no category for object {obj!r} of its last expression in meta.json")
+            problems.add(
+                where,
+                f"video {vid!r}: no category for object {obj!r} of its last expression in meta.json",
+            )
             continue
         video_class[vid] = info[0]
     classes = class_table(set(video_class.values()), official, categories)
@@ -181,7 +240,11 @@ def index_fewshot(
     by_class: dict[int, list[str]] = {}
     for vid, name in video_class.items():
         if name not in ids:
-            problems.add(index.meta or index.meta_expressions, f"video {vid!r}: category {name!r} is not a known class", fatal=False)
+            problems.add(
+                index.meta or index.meta_expressions,
+                f"video {vid!r}: category {name!r} is not a known class",
+                fatal=False,
+            )
             continue
         by_class.setdefault(ids[name], []).append(vid)
     for cid, vids in sorted(by_class.items()):
@@ -200,7 +263,9 @@ def mini_ytvos_index(root: Path, problems: Problems | None = None) -> VideoIndex
     if ann is None:
         raise InputError(Path(root) / "train", "no Annotations/ folder")
     if meta is None:
-        raise InputError(Path(root) / "train" / "meta.json", "no such file (needed for the video classes)")
+        raise InputError(
+            Path(root) / "train" / "meta.json", "no such file (needed for the video classes)"
+        )
     return index_videos(meta_exp, frames, ann, meta_file=meta, problems=problems)
 
 
@@ -272,14 +337,18 @@ class _Episodes(Reader):
                 rng = seeded_rng(42 + run, cid)
                 vids = fs.by_class[cid]
                 n_support = min(shots, len(vids) - 1)
-                chosen = [vids[int(i)] for i in rng.choice(len(vids), size=n_support, replace=False)]
+                chosen = [
+                    vids[int(i)] for i in rng.choice(len(vids), size=n_support, replace=False)
+                ]
                 supports = tuple(self._random_clip(rng, v, support_frames) for v in chosen)
                 for vid in vids:
                     if vid in chosen:
                         continue
                     video = self.videos[vid]
                     for exp_id in video.expressions:
-                        self._episodes.append((cid, supports, _ClipSpec(vid, exp_id, tuple(range(len(video.frames))))))
+                        self._episodes.append(
+                            (cid, supports, _ClipSpec(vid, exp_id, tuple(range(len(video.frames)))))
+                        )
         self._cache: tuple[tuple[_ClipSpec, ...], list[dict[str, Any]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -389,14 +458,24 @@ class MiniRefYouTubeVOS(_Episodes):
         self.transform = transform
         try:
             categories = _categories(self.root, categories)
-            fs = index_fewshot(mini_ytvos_index(self.root), MINI_REF_YTVOS_CLASSES, categories, binarise=False)
+            fs = index_fewshot(
+                mini_ytvos_index(self.root), MINI_REF_YTVOS_CLASSES, categories, binarise=False
+            )
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='fsrvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='fsrvos', root=self.root)})"
+            ) from None
         train_ids, test_ids = fold_class_ids(fold, len(fs.classes))
         self._init(
-            fs, train_ids if split == "train" else test_ids, split,
-            support_frames=support_frames, query_frames=query_frames, shots=shots,
-            episodes_per_class=episodes_per_class, seed=seed, run=run,
+            fs,
+            train_ids if split == "train" else test_ids,
+            split,
+            support_frames=support_frames,
+            query_frames=query_frames,
+            shots=shots,
+            episodes_per_class=episodes_per_class,
+            seed=seed,
+            run=run,
         )
 
 
@@ -425,9 +504,17 @@ class MiniRefSAILVOS(_Episodes):
             categories = _categories(self.root, categories)
             fs = index_fewshot(sail_index(self.root), SAIL_CLASSES, categories, binarise=True)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='fsrvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='fsrvos', root=self.root)})"
+            ) from None
         self._init(
-            fs, list(range(1, len(fs.classes) + 1)), "test",
-            support_frames=support_frames, query_frames=support_frames, shots=shots,
-            episodes_per_class=0, seed=0, run=run,
+            fs,
+            list(range(1, len(fs.classes) + 1)),
+            "test",
+            support_frames=support_frames,
+            query_frames=support_frames,
+            shots=shots,
+            episodes_per_class=0,
+            seed=0,
+            run=run,
         )

@@ -96,7 +96,13 @@ KNOWN_SPLITS = {
     ("refclef", "unc"): ("train", "val", "testA", "testB", "testC"),
     ("refclef", "berkeley"): ("train", "val", "test"),
 }
-_COCO_IMAGE_DIRS = ("images/mscoco/images/train2014", "images/mscoco/train2014", "images/train2014", "train2014", "coco/images/train2014")
+_COCO_IMAGE_DIRS = (
+    "images/mscoco/images/train2014",
+    "images/mscoco/train2014",
+    "images/train2014",
+    "train2014",
+    "coco/images/train2014",
+)
 _CLEF_IMAGE_DIRS = ("images/saiapr_tc-12", "saiapr_tc-12")
 
 
@@ -114,10 +120,10 @@ class ReferIndex:
     refs_file: Path
     instances_file: Path
     image_dir: Path | None
-    refs: list[dict[str, Any]]              # of the requested split, validated
+    refs: list[dict[str, Any]]  # of the requested split, validated
     images: dict[Any, dict[str, Any]]
     anns: dict[Any, dict[str, Any]]
-    samples: list[tuple[int, int]]          # (position in refs, position in its sentences)
+    samples: list[tuple[int, int]]  # (position in refs, position in its sentences)
 
 
 def refer_dataset_dir(root: Path, dataset: str) -> Path:
@@ -126,7 +132,9 @@ def refer_dataset_dir(root: Path, dataset: str) -> Path:
         return root
     folder = root / dataset
     if not folder.is_dir():
-        raise InputError(root, f"no {dataset}/ folder with refs(*).p (expected the REFER data root)")
+        raise InputError(
+            root, f"no {dataset}/ folder with refs(*).p (expected the REFER data root)"
+        )
     return folder
 
 
@@ -176,7 +184,9 @@ def index_refer(
         raise InputError(
             refs_file, f"no refs with split {split!r} (splits present: {present}{hint})"
         )
-    return ReferIndex(dataset_dir, refs_file, instances_file, image_dir, refs, images, anns, samples)
+    return ReferIndex(
+        dataset_dir, refs_file, instances_file, image_dir, refs, images, anns, samples
+    )
 
 
 def _load_refs(refs_file: Path, dataset_dir: Path) -> list[Any]:
@@ -328,8 +338,12 @@ class RefCOCO(Reader):
         self.transform = transform
         try:
             self.index = index_refer(
-                self.root, dataset, split, split_by=split_by,
-                image_dir=Path(image_dir) if image_dir is not None else None, sentence_key=sentence_key,
+                self.root,
+                dataset,
+                split,
+                split_by=split_by,
+                image_dir=Path(image_dir) if image_dir is not None else None,
+                sentence_key=sentence_key,
             )
         except InputError as err:
             raise _wrap(err, self.root) from None
@@ -358,11 +372,15 @@ class RefCOCO(Reader):
         sent = ref["sentences"][sent_pos]
         info = ix.images[ref["image_id"]]
         assert ix.image_dir is not None
-        path = safe_join(ix.image_dir, info["file_name"], what="file_name", source=ix.instances_file)
+        path = safe_join(
+            ix.image_dir, info["file_name"], what="file_name", source=ix.instances_file
+        )
         image = read_image(path)
         h, w = int(info["height"]), int(info["width"])
         if image.shape[:2] != (h, w):
-            raise InputError(path, f"image is {image.shape[1]}x{image.shape[0]} but instances.json says {w}x{h}")
+            raise InputError(
+                path, f"image is {image.shape[1]}x{image.shape[0]} but instances.json says {w}x{h}"
+            )
         mask = self.ref_mask(ref_pos)
         return {
             "image": image,
@@ -412,7 +430,11 @@ def _find_image(folder: Path, stem: str) -> Path:
 
 
 def index_referit(
-    root: Path, split: str = "trainval", *, query_file: Path | None = None, problems: Problems | None = None
+    root: Path,
+    split: str = "trainval",
+    *,
+    query_file: Path | None = None,
+    problems: Problems | None = None,
 ) -> list[ReferItSample]:
     problems = problems if problems is not None else Problems(strict=True)
     root = require_folder(Path(root), "ReferIt root")
@@ -425,7 +447,9 @@ def index_referit(
         raise InputError(root, "no mask/ folder")
     queries = load_json(query_file)
     if not isinstance(queries, Mapping):
-        raise InputError(query_file, "expected an object mapping '<imgid>_<annid>' to a list of sentences")
+        raise InputError(
+            query_file, "expected an object mapping '<imgid>_<annid>' to a list of sentences"
+        )
     samples = []
     for key, sentences in queries.items():
         if "_" not in key:
@@ -438,7 +462,11 @@ def index_referit(
         except InputError as err:
             problems.error(err)
             continue
-        if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences) or not sentences:
+        if (
+            not isinstance(sentences, list)
+            or not all(isinstance(s, str) for s in sentences)
+            or not sentences
+        ):
             problems.add(query_file, f"{key!r}: expected a non-empty list of sentences")
             continue
         if not image.is_file():
@@ -480,7 +508,9 @@ class ReferIt(Reader):
         self.root = Path(root)
         self.transform = transform
         try:
-            self.samples = index_referit(self.root, split, query_file=Path(query_file) if query_file else None)
+            self.samples = index_referit(
+                self.root, split, query_file=Path(query_file) if query_file else None
+            )
         except InputError as err:
             raise _wrap(err, self.root) from None
         if not self.samples:

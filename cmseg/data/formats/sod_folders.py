@@ -45,7 +45,15 @@ from cmseg.data.pairing import index_by_stem
 from cmseg.errors import InputError
 from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, read_aux, read_image, read_mask
 
-__all__ = ["RGB_NAMES", "AUX_NAMES", "GT_NAMES", "SODSample", "SODFolders", "find_sets", "index_sod"]
+__all__ = [
+    "RGB_NAMES",
+    "AUX_NAMES",
+    "GT_NAMES",
+    "SODSample",
+    "SODFolders",
+    "find_sets",
+    "index_sod",
+]
 
 #: Accepted spellings of the three folders (matched ignoring case; the first found wins).
 RGB_NAMES = ("RGB", "Image", "Images", "Imgs", "img", "imgs")
@@ -75,7 +83,11 @@ def find_sets(root: Path, sets: Sequence[str] | None = None) -> list[Path]:
     if _is_set(root):
         found = [root]
     else:
-        found = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".") and _is_set(p)]
+        found = [
+            p
+            for p in sorted(root.iterdir())
+            if p.is_dir() and not p.name.startswith(".") and _is_set(p)
+        ]
     if not found:
         raise InputError(
             root,
@@ -86,13 +98,19 @@ def find_sets(root: Path, sets: Sequence[str] | None = None) -> list[Path]:
         by_name = {p.name: p for p in found}
         unknown = [s for s in sets if s not in by_name]
         if unknown:
-            raise InputError(root, f"no set named {', '.join(unknown)} (found {', '.join(by_name)})")
+            raise InputError(
+                root, f"no set named {', '.join(unknown)} (found {', '.join(by_name)})"
+            )
         found = [by_name[s] for s in sets]
     return found
 
 
 def index_sod(
-    root: Path, sets: Sequence[str] | None = None, *, require_gt: bool = True, problems: Problems | None = None
+    root: Path,
+    sets: Sequence[str] | None = None,
+    *,
+    require_gt: bool = True,
+    problems: Problems | None = None,
 ) -> list[SODSample]:
     """List every sample of every set, paired by stem.
 
@@ -106,7 +124,9 @@ def index_sod(
         aux_dir = find_child(set_dir, AUX_NAMES)
         gt_dir = find_child(set_dir, GT_NAMES)
         if aux_dir is None:
-            problems.add(set_dir, f"no depth/thermal folder (looked for {', '.join(AUX_NAMES)}, any case)")
+            problems.add(
+                set_dir, f"no depth/thermal folder (looked for {', '.join(AUX_NAMES)}, any case)"
+            )
             continue
         if gt_dir is None and require_gt:
             problems.add(set_dir, f"no GT folder (looked for {', '.join(GT_NAMES)}, any case)")
@@ -133,7 +153,9 @@ def index_sod(
                 samples.append(SODSample(set_dir.name, stem, rgb_path, aux[stem], gt.get(stem)))
         for side in (aux, gt):
             for stem in sorted(set(side) - set(rgb)):
-                problems.add(side[stem], f"no RGB image named {stem}.* in {rgb_dir.name}/", fatal=False)
+                problems.add(
+                    side[stem], f"no RGB image named {stem}.* in {rgb_dir.name}/", fatal=False
+                )
     return samples
 
 
@@ -166,7 +188,9 @@ class SODFolders(Reader):
         try:
             self.samples = index_sod(self.root, sets, require_gt=require_gt)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='sod', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='sod', root=self.root)})"
+            ) from None
         if not self.samples:
             raise InputError(self.root, "no samples found")
         self.sets = sorted({s.set for s in self.samples})
@@ -179,7 +203,13 @@ class SODFolders(Reader):
         image = read_image(s.image)
         aux, valid = read_aux(s.aux, zero_is_invalid=self.zero_is_invalid)
         same_size(s.image, image.shape, s.aux, aux.shape, "depth/thermal map")
-        out: dict[str, Any] = {"image": image, "aux": aux, "aux_valid": valid, "name": s.name, "set": s.set}
+        out: dict[str, Any] = {
+            "image": image,
+            "aux": aux,
+            "aux_valid": valid,
+            "name": s.name,
+            "set": s.set,
+        }
         if s.gt is not None:
             mask = read_mask(s.gt)
             same_size(s.image, image.shape, s.gt, mask.shape, "GT mask")

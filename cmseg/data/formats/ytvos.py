@@ -113,7 +113,7 @@ class VideoIndex:
     meta_expressions: Path
     meta: Path | None = None
     mask_dict: Path | None = None
-    rles: dict[str, list[Any]] | None = None   # MeViS mask_dict
+    rles: dict[str, list[Any]] | None = None  # MeViS mask_dict
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,12 +130,14 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def read_meta(meta_file: Path, problems: Problems) -> dict[str, dict[int, tuple[str | None, set[str] | None]]]:
+def read_meta(
+    meta_file: Path, problems: Problems
+) -> dict[str, dict[int, tuple[str | None, set[str] | None]]]:
     """YouTube-VOS ``meta.json``: ``video -> obj_id -> (category, frames)``."""
     data = load_json(meta_file)
     videos = data.get("videos") if isinstance(data, Mapping) else None
     if not isinstance(videos, Mapping):
-        raise InputError(meta_file, "expected {\"videos\": {video: {\"objects\": {...}}}}")
+        raise InputError(meta_file, 'expected {"videos": {video: {"objects": {...}}}}')
     out: dict[str, dict[int, tuple[str | None, set[str] | None]]] = {}
     for vid, entry in videos.items():
         objects = entry.get("objects") if isinstance(entry, Mapping) else None
@@ -180,7 +182,7 @@ def index_videos(
     if not isinstance(videos, Mapping):
         raise InputError(
             meta_expressions,
-            "expected {\"videos\": {video: {\"expressions\": {...}, \"frames\": [...]}}}",
+            'expected {"videos": {video: {"expressions": {...}, "frames": [...]}}}',
         )
     meta = read_meta(meta_file, problems) if meta_file is not None else {}
     out: dict[str, Video] = {}
@@ -269,8 +271,10 @@ def _expression(
     if multi_object:
         obj_ids = exp.get("obj_id", [])
         anno_ids = exp.get("anno_id", [])
-        if not isinstance(obj_ids, list) or not isinstance(anno_ids, list) or any(
-            _as_int(v) is None for v in [*obj_ids, *anno_ids]
+        if (
+            not isinstance(obj_ids, list)
+            or not isinstance(anno_ids, list)
+            or any(_as_int(v) is None for v in [*obj_ids, *anno_ids])
         ):
             problems.add(source, f"{where}: 'obj_id' and 'anno_id' must be lists of integers")
             return None
@@ -291,10 +295,16 @@ def ytvos_paths(root: Path, split: str) -> tuple[Path, Path, Path | None, Path |
     require_folder(root, "dataset root")
     split_dir = root / split
     require_folder(split_dir, f"{split!r} split")
-    candidates = (root / "meta_expressions" / split / "meta_expressions.json", split_dir / "meta_expressions.json")
+    candidates = (
+        root / "meta_expressions" / split / "meta_expressions.json",
+        split_dir / "meta_expressions.json",
+    )
     meta_exp = next((c for c in candidates if c.is_file()), None)
     if meta_exp is None:
-        raise InputError(root, f"no meta_expressions.json (looked for {', '.join(str(c.relative_to(root)) for c in candidates)})")
+        raise InputError(
+            root,
+            f"no meta_expressions.json (looked for {', '.join(str(c.relative_to(root)) for c in candidates)})",
+        )
     frames = split_dir / "JPEGImages"
     require_folder(frames, "JPEGImages")
     ann = split_dir / "Annotations"
@@ -302,7 +312,9 @@ def ytvos_paths(root: Path, split: str) -> tuple[Path, Path, Path | None, Path |
     return meta_exp, frames, ann if ann.is_dir() else None, meta if meta.is_file() else None
 
 
-def index_ytvos(root: Path, split: str = "train", *, exclude_test: bool = True, problems: Problems | None = None) -> VideoIndex:
+def index_ytvos(
+    root: Path, split: str = "train", *, exclude_test: bool = True, problems: Problems | None = None
+) -> VideoIndex:
     """Index a Ref-YouTube-VOS split (module doc)."""
     root = Path(root)
     meta_exp, frames, ann, meta = ytvos_paths(root, split)
@@ -315,7 +327,9 @@ def index_ytvos(root: Path, split: str = "train", *, exclude_test: bool = True, 
     return index_videos(meta_exp, frames, ann, meta_file=meta, exclude=exclude, problems=problems)
 
 
-def index_mevis(root: Path, split: str = "train", *, problems: Problems | None = None) -> VideoIndex:
+def index_mevis(
+    root: Path, split: str = "train", *, problems: Problems | None = None
+) -> VideoIndex:
     """Index a MeViS split and load its ``mask_dict.json`` when present (module doc)."""
     problems = problems if problems is not None else Problems(strict=True)
     root = require_folder(Path(root), "dataset root")
@@ -329,7 +343,7 @@ def index_mevis(root: Path, split: str = "train", *, problems: Problems | None =
     if mask_dict.is_file():
         rles = load_json(mask_dict)
         if not isinstance(rles, Mapping):
-            raise InputError(mask_dict, "expected {\"<anno_id>\": [RLE or null per frame]}")
+            raise InputError(mask_dict, 'expected {"<anno_id>": [RLE or null per frame]}')
         index.mask_dict, index.rles = mask_dict, dict(rles)
         for video in index.videos.values():
             for exp in video.expressions.values():
@@ -426,12 +440,17 @@ class _VideoReader(Reader):
                     if self._window_ok(video, exp, window):
                         self.samples.append((vid, exp_id, window))
         if not self.samples:
-            raise InputError(index.meta_expressions, "no sample (no expression, or no window where its object appears)")
+            raise InputError(
+                index.meta_expressions,
+                "no sample (no expression, or no window where its object appears)",
+            )
 
     def _window_ok(self, video: Video, exp: Expression, window: list[int]) -> bool:
         return True
 
-    def _masks(self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]) -> np.ndarray | None:
+    def _masks(
+        self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]
+    ) -> np.ndarray | None:
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -487,7 +506,9 @@ class RefYouTubeVOS(_VideoReader):
         try:
             index = index_ytvos(self.root, split, exclude_test=exclude_test)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})"
+            ) from None
         self._setup(index, mode or ("clips" if split == "train" else "video"), num_frames, stride)
 
     def _window_ok(self, video: Video, exp: Expression, window: list[int]) -> bool:
@@ -498,7 +519,9 @@ class RefYouTubeVOS(_VideoReader):
             return True  # no meta.json: cannot tell without decoding masks
         return any(video.frames[i] in info[1] for i in window)
 
-    def _masks(self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]) -> np.ndarray | None:
+    def _masks(
+        self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]
+    ) -> np.ndarray | None:
         if video.ann_dir is None or not exp.obj_ids:
             return None
         return read_index_masks(video, indices, shape) == exp.obj_ids[0]
@@ -529,7 +552,9 @@ class MeViS(_VideoReader):
         try:
             index = index_mevis(self.root, split)
         except InputError as err:
-            raise InputError(err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})") from None
+            raise InputError(
+                err.path, f"{err.reason} ({CHECK_HINT.format(task='rvos', root=self.root)})"
+            ) from None
         self._setup(index, mode or ("clips" if split == "train" else "video"), num_frames, stride)
 
     def _window_ok(self, video: Video, exp: Expression, window: list[int]) -> bool:
@@ -538,7 +563,9 @@ class MeViS(_VideoReader):
             return True
         return all(any(rles[str(a)][i] is not None for i in window) for a in exp.anno_ids)
 
-    def _masks(self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]) -> np.ndarray | None:
+    def _masks(
+        self, video: Video, exp: Expression, indices: list[int], shape: tuple[int, ...]
+    ) -> np.ndarray | None:
         rles = self.index.rles
         if rles is None:
             return None
@@ -554,6 +581,7 @@ class MeViS(_VideoReader):
                     out[t] |= coco_segmentation_mask(rle, h, w)
                 except ValueError as err:
                     raise InputError(
-                        self.index.mask_dict, f"anno_id {anno}, frame {video.frames[i]} of video {video.vid!r}: {err}"
+                        self.index.mask_dict,
+                        f"anno_id {anno}, frame {video.frames[i]} of video {video.vid!r}: {err}",
                     ) from None
         return out

@@ -92,6 +92,8 @@ def attribute_maps(root: str | Path, splits: tuple[str, ...] = ("train",)) -> At
             rle = mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], h, w))
             inside = _decode(rle)
             values = (obj.shape, obj.colour, obj.size)
-            for a, (names, value) in enumerate(zip(ATTRIBUTE_CLASSES.values(), values, strict=True)):
+            for a, (names, value) in enumerate(
+                zip(ATTRIBUTE_CLASSES.values(), values, strict=True)
+            ):
                 labels[n, a][inside] = names.index(value) + 1
     return AttributeMaps(images, labels, [int(im["id"]) for im in wanted])

@@ -77,8 +77,13 @@ def centroid_quadrants(mask: np.ndarray) -> Quadrants:
     return [(top, left), (top, right), (bottom, left), (bottom, right)]
 
 
-def _region_score(norm_map: np.ndarray, values: np.ndarray, quadrants: Quadrants,
-                  h_bg: np.ndarray, h_fg: np.ndarray) -> float:
+def _region_score(
+    norm_map: np.ndarray,
+    values: np.ndarray,
+    quadrants: Quadrants,
+    h_bg: np.ndarray,
+    h_fg: np.ndarray,
+) -> float:
     """Area-weighted SSIM of the four quadrants around the GT centroid.
 
     Args:
@@ -134,9 +139,8 @@ def smeasure(
         return pair.mean
     hist_bg, hist_fg = h_bg.sum(axis=0), h_fg.sum(axis=0)
     y = pair.n_fg / n
-    s_object = (
-        y * _object_score(hist_fg, pair.values)
-        + (1 - y) * _object_score(hist_bg, 1 - pair.values)
+    s_object = y * _object_score(hist_fg, pair.values) + (1 - y) * _object_score(
+        hist_bg, 1 - pair.values
     )
     s_region = _region_score(pair.norm_map, pair.values, quadrants, h_bg, h_fg)
     return max(0.0, S_ALPHA * s_object + (1 - S_ALPHA) * s_region)

@@ -73,7 +73,7 @@ def _window(
     top, bottom, left, right = max(r0, 0), min(r1, height), max(c0, 0), min(c1, width)
     if (top, bottom, left, right) != (r0, r1, c0, c1):
         out.fill(fill)
-    out[top - r0:bottom - r0, left - c0:right - c0] = array[top:bottom, left:right]
+    out[top - r0 : bottom - r0, left - c0 : right - c0] = array[top:bottom, left:right]
     return out
 
 
@@ -180,9 +180,9 @@ def _foreground_weighted_errors(pair: PreparedPair, squared: np.ndarray) -> floa
     band_mask = cv2.dilate(win_mask, _BLUR_REACH)
     band_mask -= win_mask
     band_mask[: max(-r0, 0)] = 0
-    band_mask[shape[0] - max(r1 - height, 0):] = 0
+    band_mask[shape[0] - max(r1 - height, 0) :] = 0
     band_mask[:, : max(-c0, 0)] = 0
-    band_mask[:, shape[1] - max(c1 - width, 0):] = 0
+    band_mask[:, shape[1] - max(c1 - width, 0) :] = 0
     band = np.flatnonzero(band_mask.view(np.bool_))
 
     if band.size:
@@ -197,7 +197,11 @@ def _foreground_weighted_errors(pair: PreparedPair, squared: np.ndarray) -> floa
         nearest = candidates.ravel()[np.arange(0, candidates.size, candidates.shape[1]) + first]
         error.ravel()[band] = error.ravel()[nearest]  # Et: the band takes its nearest E
     blurred = cv2.sepFilter2D(
-        error, cv2.CV_64F, _GAUSS, _GAUSS, dst=_SCRATCH.array("wf.blurred", shape, np.float64),
+        error,
+        cv2.CV_64F,
+        _GAUSS,
+        _GAUSS,
+        dst=_SCRATCH.array("wf.blurred", shape, np.float64),
         borderType=cv2.BORDER_CONSTANT,
     )
     error.ravel()[band] = 0.0  # back to E, 0 off the foreground

@@ -327,9 +327,7 @@ def build_text_encoder(
     )
 
 
-def cmpc_backbone(
-    name: str, weights: str | os.PathLike[str] | None = None
-) -> nn.Module:
+def cmpc_backbone(name: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
     """CMPC's visual pyramid: timm CNN ``name``'s stages 3-5, all at output stride 8 (dilated).
 
     Args:

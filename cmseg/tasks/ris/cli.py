@@ -79,7 +79,9 @@ def command_line_queries(images: Sequence[str], sentences: Sequence[str]) -> lis
     for text in images:
         path = Path(text)
         if path.is_dir():
-            raise InputError(path, "is a folder; give image files, a .jsonl file or a REFER root with --split")
+            raise InputError(
+                path, "is a folder; give image files, a .jsonl file or a REFER root with --split"
+            )
         check_file(path, IMAGE_EXTENSIONS)
         if path.stem in stems:
             raise InputError(path, f"same name as {stems[path.stem]}: their masks would collide")
@@ -118,13 +120,19 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
             if s.mask is not None:
                 gt = lambda m=s.mask: read_mask(m, strict=True)  # noqa: E731
             elif s.rle is not None:
-                gt = lambda s=s: decode_sample_rle(s.rle, read_image(s.image).shape, f"{path}:{s.line}")  # noqa: E731
+                gt = lambda s=s: decode_sample_rle(
+                    s.rle, read_image(s.image).shape, f"{path}:{s.line}"
+                )  # noqa: E731
             queries.append(Query(name, str(s.image), s.image, s.sentence, gt))
         return queries
     if not path.is_dir():
-        raise InputError(path, "no such file or folder (expected an image, a .jsonl file or a REFER root)")
+        raise InputError(
+            path, "no such file or folder (expected an image, a .jsonl file or a REFER root)"
+        )
     if not split:
-        raise ConfigError(f"{path} is a folder: name the REFER split to predict with --split (e.g. val)")
+        raise ConfigError(
+            f"{path} is a folder: name the REFER split to predict with --split (e.g. val)"
+        )
     reader = RefCOCO(
         path,
         options.get("dataset", "refcoco"),
@@ -177,7 +185,9 @@ def _queries(args: argparse.Namespace) -> list[Query]:
     sentences = list(args.sentence or [])
     if _is_dataset_input(args.input):
         if sentences:
-            raise ConfigError("--sentence goes with image files; a dataset brings its own sentences")
+            raise ConfigError(
+                "--sentence goes with image files; a dataset brings its own sentences"
+            )
         meta = load_checkpoint_meta(args.checkpoint)  # the dataset options it was trained with
         options = dict(((meta.get("config") or {}).get("data") or {}).get("options") or {})
         for key in ("dataset", "split_by"):
@@ -214,7 +224,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt-out", default=None, metavar="DIR",
         help="also write the dataset's ground-truth masks here, for 'cmseg evaluate ris'",
     )  # fmt: skip
-    group.add_argument("--overlay", action="store_true", help="also write overlays for dataset inputs")
+    group.add_argument(
+        "--overlay", action="store_true", help="also write overlays for dataset inputs"
+    )
 
 
 def _collect(args: argparse.Namespace) -> list[PredictItem]:
@@ -229,7 +241,9 @@ def _load(args: argparse.Namespace) -> Any:
     return predictor
 
 
-def _outcome(q: Query, item: PredictItem, image: Any, mask: Any, args: argparse.Namespace) -> Outcome:
+def _outcome(
+    q: Query, item: PredictItem, image: Any, mask: Any, args: argparse.Namespace
+) -> Outcome:
     """The mask, its overlay and ground truth as asked, and the index row of one sentence."""
     from cmseg.viz import overlay_mask
 
@@ -239,11 +253,18 @@ def _outcome(q: Query, item: PredictItem, image: Any, mask: Any, args: argparse.
         files[out / f"{q.name}_overlay.png"] = overlay_mask(image, mask)
     if args.gt_out and q.gt is not None:
         files[Path(args.gt_out) / f"{q.name}.png"] = np.asarray(q.gt(), dtype=bool)
-    row = {"id": q.name, "image": str(q.image.resolve()), "sentence": q.sentence, "mask": f"{q.name}.png"}
+    row = {
+        "id": q.name,
+        "image": str(q.image.resolve()),
+        "sentence": q.sentence,
+        "mask": f"{q.name}.png",
+    }
     return Outcome(item, files=files, record=row)
 
 
-def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+def _predict(
+    predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
+) -> Iterator[Outcome]:
     """Image by image: the image encoded once, then all its sentences."""
     for group in _by_image(items):
         try:

@@ -128,7 +128,9 @@ class PickSentences:
 
     def __call__(self, item: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         members = item["members"]
-        chosen = [int(i) for i in rng.choice(len(members), size=self.k, replace=len(members) < self.k)]
+        chosen = [
+            int(i) for i in rng.choice(len(members), size=self.k, replace=len(members) < self.k)
+        ]
         read = {i: item["source"][members[i]] for i in set(chosen)}  # a repeat is read once
         samples = [read[i] for i in chosen]
         return {

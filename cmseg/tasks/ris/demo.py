@@ -169,7 +169,9 @@ def demo_config(
             },
         ),
         optim=OptimConfig(name="adam", lr=LEARNING_RATE),
-        schedule=ScheduleConfig(name="poly", power=0.9, warmup_steps=min(WARMUP_STEPS, max(0, steps - 1))),
+        schedule=ScheduleConfig(
+            name="poly", power=0.9, warmup_steps=min(WARMUP_STEPS, max(0, steps - 1))
+        ),
         train=demo_train_config(steps, seed, device),
     )
 
@@ -251,8 +253,14 @@ def _prepare(run: DemoRun) -> _Context:
     # The backbone both models start from, frozen
     backbone_file = run.out / BACKBONE_FILE
     steps = min(PRETRAIN_STEPS, run.steps)
-    log.info("pretraining %s for %d steps on the training images' shape, colour and size", BACKBONE, steps)
-    pretraining = pretrain_demo_backbone(data, backbone_file, steps=steps, seed=run.seed, device=run.device)
+    log.info(
+        "pretraining %s for %d steps on the training images' shape, colour and size",
+        BACKBONE,
+        steps,
+    )
+    pretraining = pretrain_demo_backbone(
+        data, backbone_file, steps=steps, seed=run.seed, device=run.device
+    )
     log.info(
         "pretrained in %.0f s; held-out pixel accuracy %s", pretraining["seconds"],
         ", ".join(f"{k} {v:.3f}" for k, v in pretraining["val_pixel_accuracy"].items()),
@@ -306,7 +314,10 @@ def _write_examples(folder: Path, examples: list[dict[str, Any]]) -> None:
     index = []
     for ex in examples:
         write_png(folder / f"{ex['name']}.png", overlay_mask(ex["image"], ex["pred"]))
-        write_png(folder / f"{ex['name']}_gt.png", overlay_mask(ex["image"], ex["mask"], colour=(48, 200, 48)))
+        write_png(
+            folder / f"{ex['name']}_gt.png",
+            overlay_mask(ex["image"], ex["mask"], colour=(48, 200, 48)),
+        )
         index.append({"name": ex["name"], "sentence": ex["sentence"]})
     write_json(folder / "sentences.json", index)
 
@@ -333,7 +344,8 @@ def _describe(entry: Mapping[str, Any]) -> str:
 def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]]) -> DemoReport:
     header = ["method"] + [label for _, _, label in _COLUMNS]
     rows = [
-        [entry["name"]] + [entry["results"].get(subset, {}).get(metric) for subset, metric, _ in _COLUMNS]
+        [entry["name"]]
+        + [entry["results"].get(subset, {}).get(metric) for subset, metric, _ in _COLUMNS]
         for entry in entries.values()
     ]
     first = next(iter(entries.values()))["results"]

@@ -51,6 +51,8 @@ __all__ = ["RIS_FORMATS", "RISOptions"]
 
 #: Readers of ``data.format``.
 RIS_FORMATS = ("refer", "referit", "jsonl")
+
+
 @dataclass(frozen=True)
 class RISOptions:
     """``data.options`` of the ris task (module docstring)."""
@@ -97,7 +99,9 @@ class RISOptions:
                 f"data.options.sentences_per_image must be >= 1, got {opts.sentences_per_image}"
             )
         if int(opts.min_word_count) < 1:
-            raise ConfigError(f"data.options.min_word_count must be >= 1, got {opts.min_word_count}")
+            raise ConfigError(
+                f"data.options.min_word_count must be >= 1, got {opts.min_word_count}"
+            )
         if opts.cache_backbone_features and not opts.freeze_backbone:
             raise ConfigError(
                 "data.options.cache_backbone_features needs data.options.freeze_backbone: "

@@ -74,7 +74,11 @@ class RISPredictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device = "auto", *, amp: AmpMode = "auto"
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        *,
+        amp: AmpMode = "auto",
     ) -> RISPredictor:
         """Build the model that ``path`` was trained as (vocabulary included) and load its
         weights.

@@ -116,7 +116,9 @@ def build_training(cfg: RunConfig) -> TrainingSetup:
         len(train_set),
         ", ".join(train_splits),
         f", a vocabulary of {len(vocabulary)} words" if vocabulary is not None else "",
-        f", validating on {', '.join(cfg.data.val_sets)}" if validate is not None else ", no validation",
+        f", validating on {', '.join(cfg.data.val_sets)}"
+        if validate is not None
+        else ", no validation",
     )
     if opts.freeze_backbone:
         model.backbone.requires_grad_(False)

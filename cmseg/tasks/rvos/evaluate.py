@@ -137,7 +137,11 @@ def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[
 
 def summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
     per_sequence = evaluator.per_sequence()
-    return {"num_items": len(per_sequence), "metrics": evaluator.compute(), "per_sequence": per_sequence}
+    return {
+        "num_items": len(per_sequence),
+        "metrics": evaluator.compute(),
+        "per_sequence": per_sequence,
+    }
 
 
 def vos_adapter(name: str, default_bound_th: float) -> EvalAdapter:

@@ -186,7 +186,9 @@ def _load(args: argparse.Namespace) -> Any:
     return SODPredictor.from_checkpoint(args.checkpoint, device=args.device)
 
 
-def _prepare(predictor: Any, items: list[PredictItem], args: argparse.Namespace) -> list[PredictItem]:
+def _prepare(
+    predictor: Any, items: list[PredictItem], args: argparse.Namespace
+) -> list[PredictItem]:
     """Drop the maps for an RGB-only checkpoint; demand them from any other."""
     if predictor.zero_aux:
         if args.aux:
@@ -197,7 +199,9 @@ def _prepare(predictor: Any, items: list[PredictItem], args: argparse.Namespace)
     return items
 
 
-def _predict(predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace) -> Iterator[Outcome]:
+def _predict(
+    predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
+) -> Iterator[Outcome]:
     """Batches of ``--batch-size`` images, the next batch read while this one runs."""
     out = Path(args.out)
     batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]

@@ -42,6 +42,7 @@ __all__ = ["SODPredictor"]
 
 log = logging.getLogger(__name__)
 
+
 class SODPredictor:
     """Saliency maps from an RGB image and a depth or thermal map.
 
@@ -68,7 +69,11 @@ class SODPredictor:
         amp: AmpMode = "auto",
     ) -> None:
         self.runtime = InferenceRuntime(model, device, amp)
-        self.device, self.model, self.amp_dtype = self.runtime.device, self.runtime.model, self.runtime.amp_dtype
+        self.device, self.model, self.amp_dtype = (
+            self.runtime.device,
+            self.runtime.model,
+            self.runtime.amp_dtype,
+        )
         self.image_size = check_image_size(image_size)
         self.zero_aux = bool(zero_aux)
         self._inputs: tuple[torch.Tensor, torch.Tensor] | None = None

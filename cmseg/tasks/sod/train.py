@@ -91,7 +91,9 @@ def _validator(cfg: RunConfig, opts: SODOptions, size: int) -> SODValidator | No
     )
 
 
-def _log_run(cfg: RunConfig, train_set: SODFolders, validate: SODValidator | None, zero_aux: bool) -> None:
+def _log_run(
+    cfg: RunConfig, train_set: SODFolders, validate: SODValidator | None, zero_aux: bool
+) -> None:
     validation: Sequence[str] = validate.dataset.sets if validate is not None else ()
     log.info(
         "sod: %s, %d training images (%s)%s%s",
@@ -123,7 +125,9 @@ def build_training(cfg: RunConfig) -> TrainingSetup:
     _log_run(cfg, train_set, validate, opts.zero_aux)
     return TrainingSetup(
         model=model,
-        loss_fn=functools.partial(_loss, kl_weight=opts.loss_kl_weight, official=opts.loss_official),
+        loss_fn=functools.partial(
+            _loss, kl_weight=opts.loss_kl_weight, official=opts.loss_official
+        ),
         train_dataset=train_set,
         forward_fn=functools.partial(_forward, zero_aux=opts.zero_aux),
         train_transform=sod_train_transforms(

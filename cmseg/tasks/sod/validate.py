@@ -119,6 +119,8 @@ class SODValidator:
                     evaluator.update(postprocess(one, gt.shape), gt, name=name)
 
         return validate_sets(
-            self._sets(), new_evaluator=SODEvaluator, score_shard=score_shard, summarise=flat_metrics
+            self._sets(),
+            new_evaluator=SODEvaluator,
+            score_shard=score_shard,
+            summarise=flat_metrics,
         )
-

@@ -55,4 +55,3 @@ def test_dataloader_workers_reproducible_and_not_duplicated():
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     # samples 0 and 1 go to workers 0 and 1: they must not be augmented the same way
     assert not np.array_equal(first[0], first[1])
-

@@ -242,5 +242,3 @@ def test_xmsnet_rotation_parameters():
     angles = [a for a in draws if a is not None]
     assert 0.17 < len(angles) / len(draws) < 0.23
     assert set(angles) <= set(range(-15, 15)) - {0} and len(set(angles)) == 29
-
-

@@ -63,4 +63,3 @@ def test_mask_pepper_count_and_scope():
     for key in ("image", "aux", "aux_valid"):
         assert out[key] is sample[key]
     assert T.MaskPepper(0.0015, p=0.0)(sample, rng=0)["mask"] is sample["mask"]
-

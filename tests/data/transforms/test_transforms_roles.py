@@ -73,4 +73,3 @@ def test_flip_twice_is_identity_and_swaps_back():
     sample = {**textured_sample(), "sentence": "leftmost"}
     twice = T.Compose([T.HorizontalFlip(p=1.0), T.HorizontalFlip(p=1.0)])(sample, rng=3)
     assert identical(twice, sample)
-

@@ -35,11 +35,13 @@ class Reference:
             self.fm = psm.Fmeasure()
         self.mae, self.sm = psm.MAE(), psm.Smeasure()
         self.wfm, self.em = psm.WeightedFmeasure(), psm.Emeasure()
-        self.v2 = psm.FmeasureV2(metric_handlers={
-            "iou": psm.IOUHandler(with_dynamic=True, with_adaptive=True),
-            "dice": psm.DICEHandler(with_dynamic=True, with_adaptive=True),
-            "fm": psm.FmeasureHandler(with_dynamic=True, with_adaptive=True, beta=0.3),
-        })
+        self.v2 = psm.FmeasureV2(
+            metric_handlers={
+                "iou": psm.IOUHandler(with_dynamic=True, with_adaptive=True),
+                "dice": psm.DICEHandler(with_dynamic=True, with_adaptive=True),
+                "fm": psm.FmeasureHandler(with_dynamic=True, with_adaptive=True, beta=0.3),
+            }
+        )
 
     def step(self, pred: np.ndarray, gt: np.ndarray) -> None:
         for metric in (self.fm, self.mae, self.sm, self.wfm, self.em, self.v2):
@@ -48,18 +50,33 @@ class Reference:
     def results(self) -> tuple[dict, dict]:
         """(compute()-shaped dict, curves in ascending threshold order)."""
         fm, em, v2 = self.fm.get_results(), self.em.get_results()["em"], self.v2.get_results()
-        out = {"mae": self.mae.get_results()["mae"], "sm": self.sm.get_results()["sm"],
-               "wfm": self.wfm.get_results()["wfm"],
-               "em": {"adp": em["adp"], "mean": em["curve"].mean(), "max": em["curve"].max()},
-               "fm": {"adp": fm["fm"]["adp"], "mean": fm["fm"]["curve"].mean(),
-                      "max": fm["fm"]["curve"].max()}}
+        out = {
+            "mae": self.mae.get_results()["mae"],
+            "sm": self.sm.get_results()["sm"],
+            "wfm": self.wfm.get_results()["wfm"],
+            "em": {"adp": em["adp"], "mean": em["curve"].mean(), "max": em["curve"].max()},
+            "fm": {
+                "adp": fm["fm"]["adp"],
+                "mean": fm["fm"]["curve"].mean(),
+                "max": fm["fm"]["curve"].max(),
+            },
+        }
         for name in ("iou", "dice"):
-            out[name] = {"adp": v2[name]["adaptive"], "mean": v2[name]["dynamic"].mean(),
-                         "max": v2[name]["dynamic"].max()}
+            out[name] = {
+                "adp": v2[name]["adaptive"],
+                "mean": v2[name]["dynamic"].mean(),
+                "max": v2[name]["dynamic"].max(),
+            }
         # FmeasureV2's F equals the old Fmeasure's (the library's own tests assert it)
         assert np.allclose(v2["fm"]["dynamic"], fm["fm"]["curve"], rtol=0, atol=TOL)
-        curves = {"precision": fm["pr"]["p"], "recall": fm["pr"]["r"], "fm": fm["fm"]["curve"],
-                  "em": em["curve"], "iou": v2["iou"]["dynamic"], "dice": v2["dice"]["dynamic"]}
+        curves = {
+            "precision": fm["pr"]["p"],
+            "recall": fm["pr"]["r"],
+            "fm": fm["fm"]["curve"],
+            "em": em["curve"],
+            "iou": v2["iou"]["dynamic"],
+            "dice": v2["dice"]["dynamic"],
+        }
         return out, {k: np.asarray(v)[::-1] for k, v in curves.items()}  # theirs: descending
 
 
@@ -76,7 +93,11 @@ def assert_results_equal(ours: dict, ref: dict, what: str) -> None:
     for name in THRESHOLDED:
         for stat in ("adp", "mean", "max"):
             assert abs(ours[name][stat] - ref[name][stat]) <= TOL, (
-                what, name, stat, ours[name][stat], ref[name][stat]
+                what,
+                name,
+                stat,
+                ours[name][stat],
+                ref[name][stat],
             )
 
 

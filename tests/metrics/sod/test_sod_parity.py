@@ -27,7 +27,12 @@ def test_case_list_covers_the_brief():
     assert len(PARITY_CASES) >= 50
     names = " ".join(name for name, _, _ in PARITY_CASES)
     for needed in (
-        "empty_gt", "full_gt", "constant_pred", "odd_size", "one_pixel_object", "resized_prediction"
+        "empty_gt",
+        "full_gt",
+        "constant_pred",
+        "odd_size",
+        "one_pixel_object",
+        "resized_prediction",
     ):
         assert needed in names
 

@@ -26,10 +26,13 @@ def test_weighted_fmeasure_fast_path_equals_scipy_definition(name, pred, gt):
     assert fast == pytest.approx(sod.weighted_fmeasure_reference(pair.norm_map, pair.mask), abs=TOL)
 
 
-@pytest.mark.parametrize("shape,columns", [
-    ((3, 4200), None),  # wider than 4096: the scipy path
-    ((4, 1500), [0, 1]),  # distances up to ~1500: clipped into B's table (B = 2.0 beyond 270)
-])
+@pytest.mark.parametrize(
+    "shape,columns",
+    [
+        ((3, 4200), None),  # wider than 4096: the scipy path
+        ((4, 1500), [0, 1]),  # distances up to ~1500: clipped into B's table (B = 2.0 beyond 270)
+    ],
+)
 def test_weighted_fmeasure_far_from_the_object(shape, columns):
     rng = np.random.default_rng(3)
     gt = np.zeros(shape, np.uint8)

@@ -75,7 +75,6 @@ def test_gradients_reach_both_encoders_and_the_aux_stem(tiny):
     assert unused == []
 
 
-
 def test_gradcheck_fusion_and_query_blocks(one_thread):
     torch.manual_seed(0)
     prop = ModalityProportion(8).double()

@@ -54,10 +54,16 @@ def test_demo_ris_smoke(tmp_path, monkeypatch, capsys, one_thread):
         assert (out / "runs" / key / "last" / "meta.json").is_file()
         if counts["relation_only"]:
             examples = json.loads((out / "examples" / key / "sentences.json").read_text())
-            assert examples and all((out / "examples" / key / f"{e['name']}.png").is_file() for e in examples)
+            assert examples and all(
+                (out / "examples" / key / f"{e['name']}.png").is_file() for e in examples
+            )
     assert results["held_out"] == list(HELD_OUT)
     pretraining = results["pretraining"]
-    assert pretraining["steps"] == 2 and set(pretraining["val_pixel_accuracy"]) == {"shape", "colour", "size"}
+    assert pretraining["steps"] == 2 and set(pretraining["val_pixel_accuracy"]) == {
+        "shape",
+        "colour",
+        "size",
+    }
 
     # Both models start from the pretrained file and never change it (frozen, BN included).
     backbone = cmpc_backbone(BACKBONE, weights=out / "backbone.safetensors").state_dict()

@@ -77,8 +77,12 @@ def trained(synth, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     ("hw", "size", "expected"),
-    [((60, 100), 50, (10, 0, 30, 50)), ((100, 60), 50, (0, 10, 50, 30)), ((40, 40), 32, (0, 0, 32, 32)),
-     ((3, 1000), 64, (31, 0, 1, 64))],
+    [
+        ((60, 100), 50, (10, 0, 30, 50)),
+        ((100, 60), 50, (0, 10, 50, 30)),
+        ((40, 40), 32, (0, 0, 32, 32)),
+        ((3, 1000), 64, (31, 0, 1, 64)),
+    ],
 )
 def test_pad_placement_by_hand(hw, size, expected):
     assert pad_placement(hw, size) == expected
@@ -148,7 +152,16 @@ def test_open_split_reads_refer_and_jsonl(synth, tmp_path):
 
         write_png(tmp_path / f"img{i}.png", s["image"])
         write_png(tmp_path / f"m{i}.png", s["mask"])
-        lines.append(json.dumps({"image": f"img{i}.png", "mask": f"m{i}.png", "sentence": s["sentence"], "id": f"s{i}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "image": f"img{i}.png",
+                    "mask": f"m{i}.png",
+                    "sentence": s["sentence"],
+                    "id": f"s{i}",
+                }
+            )
+        )
     (tmp_path / "val.jsonl").write_text("\n".join(lines) + "\n")
     jsonl = open_split(tmp_path, "jsonl", "val.jsonl", opts)
     assert len(jsonl) == 3 and jsonl[1]["sentence"] == refer[1]["sentence"]
@@ -175,7 +188,9 @@ def test_training_writes_the_vocabulary_and_validation_metrics(trained):
 
 
 def test_parameter_groups_decay_head_kernels_only(synth, tmp_path):
-    cfg = tiny_config(synth, tmp_path, "data.options.freeze_backbone=true", "optim.weight_decay=5e-4")
+    cfg = tiny_config(
+        synth, tmp_path, "data.options.freeze_backbone=true", "optim.weight_decay=5e-4"
+    )
     setup = build_ris_training(cfg)
     model = setup.model
     ids = {id(p): n for n, p in model.named_parameters()}
@@ -230,7 +245,9 @@ def test_predictor_reuses_features_and_matches_the_full_forward(trained, synth):
 def test_predictor_refuses_a_checkpoint_of_another_task(trained, tmp_path):
     meta = json.loads((trained / "last" / "meta.json").read_text())
     meta["config"]["task"] = "sod"
-    (tmp_path / "model.safetensors").write_bytes((trained / "last" / "model.safetensors").read_bytes())
+    (tmp_path / "model.safetensors").write_bytes(
+        (trained / "last" / "model.safetensors").read_bytes()
+    )
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="not a 'ris' one"):
         RISPredictor.from_checkpoint(tmp_path, device="cpu")
@@ -242,14 +259,33 @@ def test_predictor_refuses_a_checkpoint_of_another_task(trained, tmp_path):
 
 def cmseg(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env_cmd = [sys.executable, "-m", "cmseg", *args]
-    return subprocess.run(env_cmd, capture_output=True, text=True, cwd=cwd, env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+    return subprocess.run(
+        env_cmd,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"OMP_NUM_THREADS": "1", **__import__("os").environ},
+    )
 
 
 def test_cli_predict_one_image_writes_mask_overlay_and_index(trained, synth, tmp_path):
     image = next((synth / "images" / "train2014").glob("*.jpg"))
     out = tmp_path / "out"
-    done = cmseg("predict", "ris", "--checkpoint", str(trained / "last"), "--image", str(image),
-                 "--sentence", "the red circle", "--sentence", "the blue star", "--out", str(out), "-q")
+    done = cmseg(
+        "predict",
+        "ris",
+        "--checkpoint",
+        str(trained / "last"),
+        "--image",
+        str(image),
+        "--sentence",
+        "the red circle",
+        "--sentence",
+        "the blue star",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     for k in (0, 1):
         mask = read_mask(out / f"{image.stem}_{k}.png")
@@ -261,13 +297,36 @@ def test_cli_predict_one_image_writes_mask_overlay_and_index(trained, synth, tmp
 
 def test_cli_predict_a_refer_split_then_evaluate(trained, synth, tmp_path):
     out, gt = tmp_path / "pred", tmp_path / "gt"
-    done = cmseg("predict", "ris", "--checkpoint", str(trained / "last"), "--input", str(synth),
-                 "--split", "val", "--out", str(out), "--gt-out", str(gt), "-q")
+    done = cmseg(
+        "predict",
+        "ris",
+        "--checkpoint",
+        str(trained / "last"),
+        "--input",
+        str(synth),
+        "--split",
+        "val",
+        "--out",
+        str(out),
+        "--gt-out",
+        str(gt),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     reader = open_split(synth, "refer", "val", RISOptions())
     assert len(list(gt.glob("*.png"))) == len(reader)
     assert len([p for p in out.glob("*.png")]) == len(reader)
-    scored = cmseg("evaluate", "ris", "--pred", str(out), "--gt", str(gt), "--out", str(tmp_path / "r.json"), "-q")
+    scored = cmseg(
+        "evaluate",
+        "ris",
+        "--pred",
+        str(out),
+        "--gt",
+        str(gt),
+        "--out",
+        str(tmp_path / "r.json"),
+        "-q",
+    )
     assert scored.returncode == 0, scored.stderr
     result = json.loads((tmp_path / "r.json").read_text())
     # the same numbers as validation (the run validated on val at its last step)
@@ -285,15 +344,32 @@ def test_cli_predict_a_refer_split_then_evaluate(trained, synth, tmp_path):
 )
 def test_cli_predict_errors_are_one_line(trained, synth, tmp_path, extra, message):
     image = next((synth / "images" / "train2014").glob("*.jpg"))
-    done = cmseg("predict", "ris", "--checkpoint", str(trained / "last"), "--image", str(image),
-                 "--out", str(tmp_path / "o"), *extra)
+    done = cmseg(
+        "predict",
+        "ris",
+        "--checkpoint",
+        str(trained / "last"),
+        "--image",
+        str(image),
+        "--out",
+        str(tmp_path / "o"),
+        *extra,
+    )
     assert done.returncode == 2 and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_cli_predict_a_refer_root_needs_a_split(trained, synth, tmp_path):
-    done = cmseg("predict", "ris", "--checkpoint", str(trained / "last"), "--input", str(synth),
-                 "--out", str(tmp_path / "o"))
+    done = cmseg(
+        "predict",
+        "ris",
+        "--checkpoint",
+        str(trained / "last"),
+        "--input",
+        str(synth),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert done.returncode == 2 and "--split" in done.stderr
 
 
@@ -352,7 +428,9 @@ def test_cached_backbone_features_train_end_to_end(synth, tmp_path):
     assert len(cache) == cache.misses  # each image computed once
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "ris").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "configs" / "ris").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_configs_are_valid(path):
     from cmseg.engine.schedules import make_lr_lambda
     from cmseg.models import MODELS
@@ -360,9 +438,15 @@ def test_shipped_configs_are_valid(path):
     cfg = load_config(RunConfig, path)
     assert cfg.task == "ris" and cfg.model.name in MODELS
     RISOptions.from_config(cfg.data.options)
-    make_lr_lambda(name=cfg.schedule.name, base_lr=cfg.optim.lr, max_steps=cfg.train.max_steps,
-                   warmup_steps=cfg.schedule.warmup_steps, power=cfg.schedule.power,
-                   min_lr=cfg.schedule.min_lr, decay_steps=cfg.schedule.decay_steps)
+    make_lr_lambda(
+        name=cfg.schedule.name,
+        base_lr=cfg.optim.lr,
+        max_steps=cfg.train.max_steps,
+        warmup_steps=cfg.schedule.warmup_steps,
+        power=cfg.schedule.power,
+        min_lr=cfg.schedule.min_lr,
+        decay_steps=cfg.schedule.decay_steps,
+    )
 
 
 def test_paper_config_is_the_official_recipe():
@@ -380,12 +464,33 @@ def test_a_hugging_face_text_encoder_trains_and_predicts(synth, tmp_path):
 
     folder = tmp_path / "tiny_bert"
     folder.mkdir()
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "red", "blue", "circle", "star", "left", "of"]
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "the",
+        "red",
+        "blue",
+        "circle",
+        "star",
+        "left",
+        "of",
+    ]
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
+    BertModel(
+        BertConfig(
+            vocab_size=len(words),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(folder)
     out = tmp_path / "run"
     cfg = tiny_config(synth, out, f"model.options.text_encoder={folder}", "data.val_sets=[]")
     setup = build_ris_training(cfg)

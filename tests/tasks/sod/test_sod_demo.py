@@ -18,7 +18,6 @@ from cmseg.tasks.sod.demo import METHODS, demo_config
 ROOT = Path(__file__).resolve().parents[3]
 
 
-
 # --------------------------------------------------------------------------------------------
 # The early-fusion baseline
 
@@ -130,7 +129,12 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys, one_thread):
     table = (out / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[0].split("|")[1:-1] == [
-        " method ", " depth at test ", " S ", " maxF ", " meanE ", " MAE "
+        " method ",
+        " depth at test ",
+        " S ",
+        " maxF ",
+        " meanE ",
+        " MAE ",
     ]
     assert len(rows) == 1 + 6
     for name, _, _ in METHODS.values():
@@ -140,7 +144,9 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys, one_thread):
     # the corrupted copy really differs from the clean depth
     clean = (out / "data" / "test" / "depth").iterdir()
     first = next(iter(sorted(clean)))
-    assert first.read_bytes() != (out / "data_corrupted" / "test" / "depth" / first.name).read_bytes()
+    assert (
+        first.read_bytes() != (out / "data_corrupted" / "test" / "depth" / first.name).read_bytes()
+    )
 
     # the folder is marked as the demo's: a re-run may replace what the demo wrote there
     assert (out / "cmseg_demo.json").is_file()
