@@ -240,7 +240,8 @@ def _check_a2d(root: Path, result: CheckResult, workers: int) -> None:
 def _check_jhmdb(root: Path, result: CheckResult, workers: int) -> None:
     """Check JHMDB-Sentences: every referred video's frames (readable, of one size) and its
     puppet masks (of that size, not empty)."""
-    from cmseg.data.formats.a2d import index_jhmdb, list_frames, read_puppet_masks
+    from cmseg.data.formats.a2d import list_frames
+    from cmseg.data.formats.jhmdb import index_jhmdb, read_puppet_masks
 
     problems = Problems(strict=False)
     sentences, videos = index_jhmdb(root, problems=problems)

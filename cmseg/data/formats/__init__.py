@@ -67,7 +67,7 @@ _READERS = {
     "RefYouTubeVOS": "ytvos",
     "MeViS": "ytvos",
     "A2DSentences": "a2d",
-    "JHMDBSentences": "a2d",
+    "JHMDBSentences": "jhmdb",
     "MiniRefYouTubeVOS": "fewshot",
     "MiniRefSAILVOS": "fewshot",
 }

@@ -31,6 +31,7 @@ Sentences of the same image share one pass of the visual backbone
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -92,6 +93,13 @@ def command_line_queries(images: Sequence[str], sentences: Sequence[str]) -> lis
     return queries
 
 
+def _decode_line_rle(sample: Any, where: str) -> np.ndarray:
+    """The mask of a JSON-lines sample given as COCO RLE, at its image's size."""
+    from cmseg.data.formats.refer import decode_sample_rle
+
+    return decode_sample_rle(sample.rle, read_image(sample.image).shape, where)
+
+
 def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) -> list[Query]:
     """The (image, sentence) pairs of a JSON-lines file or a REFER split.
 
@@ -105,7 +113,7 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
         InputError: the files are missing or malformed.
         ConfigError: a REFER root without ``--split``.
     """
-    from cmseg.data.formats.refer import RefCOCO, decode_sample_rle, index_jsonl
+    from cmseg.data.formats.refer import RefCOCO, index_jsonl
     from cmseg.io import read_mask
 
     path = Path(source)
@@ -118,11 +126,9 @@ def dataset_queries(source: str, *, split: str | None, options: dict[str, Any]) 
             name = str(s.id) if s.id is not None else f"line{s.line:06d}"
             gt: Callable[[], np.ndarray] | None = None
             if s.mask is not None:
-                gt = lambda m=s.mask: read_mask(m, strict=True)  # noqa: E731
+                gt = functools.partial(read_mask, s.mask, strict=True)
             elif s.rle is not None:
-                gt = lambda s=s: decode_sample_rle(
-                    s.rle, read_image(s.image).shape, f"{path}:{s.line}"
-                )  # noqa: E731
+                gt = functools.partial(_decode_line_rle, s, f"{path}:{s.line}")
             queries.append(Query(name, str(s.image), s.image, s.sentence, gt))
         return queries
     if not path.is_dir():
