@@ -16,8 +16,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
+# What CI checks besides the tests: lint rules and the formatting of the whole code base.
 lint: $(STAMP)
 	$(PY) -m ruff check cmseg tests benchmarks
+	$(PY) -m ruff format --check cmseg tests benchmarks
 
 # The stamp records that the environment matches pyproject.toml; a second `make test` skips
 # the install entirely.
