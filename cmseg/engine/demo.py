@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from cmseg.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from cmseg.config import RunConfig, TrainConfig
+    from cmseg.config import DataConfig, RunConfig, TrainConfig
     from cmseg.engine.training_setup import TrainingSetup
 
 __all__ = [
@@ -37,7 +37,8 @@ __all__ = [
     "DemoReport",
     "DemoRecipe",
     "keep_setup",
-    "demo_train_config",
+    "train_section",
+    "data_section",
     "InMemory",
     "env_int",
     "prepare_out",
@@ -177,7 +178,7 @@ def keep_setup(setup: TrainingSetup, context: Any) -> TrainingSetup:
     return setup
 
 
-def demo_train_config(steps: int, seed: int, device: str) -> TrainConfig:
+def train_section(steps: int, seed: int, device: str) -> TrainConfig:
     """The ``train`` section of every demo run: ``steps`` steps, no validation or intermediate
     checkpoints (the demo scores the held-out data itself), no TensorBoard."""
     from cmseg.config import TrainConfig
@@ -190,6 +191,25 @@ def demo_train_config(steps: int, seed: int, device: str) -> TrainConfig:
         eval_every=0,
         checkpoint_every=0,
         tensorboard=False,
+    )
+
+
+def data_section(
+    root: str | os.PathLike[str], data_format: str, batch_size: int, options: dict[str, Any]
+) -> DataConfig:
+    """The ``data`` section of every demo run: its ``train`` split, no validation sets (the demo
+    scores the held-out data itself, after training) and no loader workers (the samples are
+    cached in memory, :class:`InMemory`; workers would only compete for the cores)."""
+    from cmseg.config import DataConfig
+
+    return DataConfig(
+        root=str(root),
+        format=data_format,
+        train_sets=["train"],
+        val_sets=[],
+        batch_size=batch_size,
+        num_workers=0,
+        options=options,
     )
 
 

@@ -22,6 +22,8 @@ from cmseg.errors import ConfigError, InputError
 
 __all__ = [
     "AmpMode",
+    "PathLike",
+    "DeviceLike",
     "resolve_device",
     "load_model_weights",
     "amp_dtype",
@@ -32,6 +34,10 @@ __all__ = [
 ]
 
 AmpMode = Literal["auto", "off", "bf16", "fp16"]
+#: A checkpoint folder, run folder or ``model.safetensors`` file (see :func:`load_task_checkpoint`).
+PathLike = str | os.PathLike[str]
+#: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``.
+DeviceLike = str | torch.device
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

@@ -63,14 +63,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmseg.config import (
-    DataConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    ScheduleConfig,
-)
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory, demo_train_config
+from cmseg.config import ModelConfig, OptimConfig, RunConfig, ScheduleConfig
+from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, data_section, train_section
 from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
@@ -152,14 +146,11 @@ def demo_config(
             # run never updates its DeepLab ResNet)
             options={"relation_reasoning": relation_reasoning, "freeze_backbone_bn": True},
         ),
-        data=DataConfig(
-            root=str(root),
-            format="refer",
-            train_sets=["train"],
-            val_sets=[],  # the demo scores the held-out splits itself, after training
-            batch_size=IMAGES_PER_BATCH,
-            num_workers=0,  # the samples are cached in memory; workers would only compete
-            options={
+        data=data_section(
+            root,
+            "refer",
+            IMAGES_PER_BATCH,
+            {
                 "dataset": "refcoco",
                 "sentences_per_image": SENTENCES_PER_IMAGE,
                 "loss_dice_weight": DICE_WEIGHT,
@@ -172,7 +163,7 @@ def demo_config(
         schedule=ScheduleConfig(
             name="poly", power=0.9, warmup_steps=min(WARMUP_STEPS, max(0, steps - 1))
         ),
-        train=demo_train_config(steps, seed, device),
+        train=train_section(steps, seed, device),
     )
 
 
@@ -230,7 +221,7 @@ class _Context:
     backbone_file: Path
     pretrain_steps: int
     pretraining: dict[str, Any]
-    cache: InMemory | None = None
+    cache: Any = None  #: an InMemory copy of the training samples, made by the first run
 
 
 def _prepare(run: DemoRun) -> _Context:
@@ -277,6 +268,8 @@ def _config(key: str, run: DemoRun, ctx: _Context) -> RunConfig:
 
 def _adapt(setup: TrainingSetup, ctx: _Context) -> TrainingSetup:
     """The training samples decoded once for both runs."""
+    from cmseg.engine.demo import InMemory
+
     if ctx.cache is None:
         ctx.cache = InMemory(setup.train_dataset.source)
     setup.train_dataset.source = ctx.cache

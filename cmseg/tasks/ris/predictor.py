@@ -20,7 +20,6 @@ autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmseg.engine.inference import (
-    AmpMode,
-    InferenceRuntime,
-    load_model_weights,
-    load_task_checkpoint,
-)
+from cmseg.engine import inference
+from cmseg.engine.inference import AmpMode, DeviceLike, PathLike
 from cmseg.errors import InputError
 from cmseg.tasks.ris.process import check_image_size, postprocess, preprocess, restore_logits
 
@@ -57,14 +52,14 @@ class RISPredictor:
         model: nn.Module,
         *,
         image_size: int = 320,
-        device: str | torch.device = "auto",
+        device: DeviceLike = "auto",
         amp: AmpMode = "auto",
         max_sentences: int = 16,
     ) -> None:
         for method in ("encode_image", "segment"):
             if not callable(getattr(model, method, None)):
                 raise TypeError(f"{type(model).__name__} has no {method}(); see RISPredictor")
-        self.runtime = InferenceRuntime(model, device, amp)
+        self.runtime = inference.InferenceRuntime(model, device, amp)
         self.device, self.model = self.runtime.device, self.runtime.model
         self.amp_dtype = self.runtime.amp_dtype
         self.image_size = check_image_size(image_size)
@@ -74,18 +69,13 @@ class RISPredictor:
 
     @classmethod
     def from_checkpoint(
-        cls,
-        path: str | os.PathLike[str],
-        device: str | torch.device = "auto",
-        *,
-        amp: AmpMode = "auto",
+        cls, path: PathLike, device: DeviceLike = "auto", *, amp: AmpMode = "auto"
     ) -> RISPredictor:
         """Build the model that ``path`` was trained as (vocabulary included) and load its
         weights.
 
         Args:
-            path: a checkpoint folder (``runs/x/best``), a run folder (its ``last/``) or a
-                ``model.safetensors`` file with its ``meta.json`` beside it.
+            path: see :func:`cmseg.engine.inference.load_task_checkpoint`.
             device, amp: see the class.
 
         Raises:
@@ -96,7 +86,7 @@ class RISPredictor:
         from cmseg.models.text import Vocabulary
         from cmseg.tasks.ris.model import build_ris_model, uses_vocabulary
 
-        checkpoint = load_task_checkpoint(path, "ris")
+        checkpoint = inference.load_task_checkpoint(path, "ris")
         meta, model_cfg = checkpoint.meta, checkpoint.model_section
         # The checkpoint holds every weight: neither the backbone file nor GloVe is read.
         model_cfg["backbone_weights"] = None
@@ -109,7 +99,7 @@ class RISPredictor:
                 raise InputError(path, "meta.json holds no word vocabulary (extra.vocabulary)")
             vocabulary = Vocabulary(words)
         model = build_ris_model(mcfg, vocabulary)
-        load_model_weights(model, checkpoint.state_dict, path)
+        inference.load_model_weights(model, checkpoint.state_dict, path)
         return cls(model, image_size=int(mcfg.image_size), device=device, amp=amp)
 
     # ----------------------------------------------------------------------------------------

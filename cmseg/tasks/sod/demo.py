@@ -50,14 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmseg.config import (
-    DataConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    ScheduleConfig,
-)
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, InMemory, demo_train_config
+from cmseg.config import ModelConfig, OptimConfig, RunConfig, ScheduleConfig
+from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, data_section, train_section
 from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
@@ -127,20 +121,12 @@ def demo_config(
             image_size=IMAGE_SIZE,
             options={"channels": CHANNELS},
         ),
-        data=DataConfig(
-            root=str(root),
-            format="sod_folders",
-            train_sets=["train"],
-            val_sets=[],  # the demo scores the held-out split itself, after training
-            batch_size=BATCH_SIZE,
-            num_workers=0,  # the scenes are cached in memory; workers would only compete
-            options={"zero_aux": zero_aux},
-        ),
+        data=data_section(root, "sod_folders", BATCH_SIZE, {"zero_aux": zero_aux}),
         optim=OptimConfig(name="adamw", lr=LEARNING_RATE, weight_decay=1e-4),
         schedule=ScheduleConfig(
             name="cosine", warmup_steps=min(WARMUP_STEPS, max(0, steps - 1)), min_lr=0.0
         ),
-        train=demo_train_config(steps, seed, device),
+        train=train_section(steps, seed, device),
     )
 
 
@@ -157,7 +143,7 @@ class _Context:
     n_train: int
     n_test: int
     test_sets: dict[str, Any]
-    train_cache: InMemory | None = None
+    train_cache: Any = None  #: an InMemory copy of the training set, made by the first run
 
 
 def _prepare(run: DemoRun) -> _Context:
@@ -190,6 +176,8 @@ def _config(key: str, run: DemoRun, ctx: _Context) -> RunConfig:
 def _adapt(setup: TrainingSetup, ctx: _Context) -> TrainingSetup:
     """The scenes decoded once for the three runs, the model in ``channels_last``."""
     import torch
+
+    from cmseg.engine.demo import InMemory
 
     if ctx.train_cache is None:
         ctx.train_cache = InMemory(setup.train_dataset)

@@ -22,19 +22,14 @@ autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from cmseg.engine.inference import (
-    AmpMode,
-    InferenceRuntime,
-    load_model_weights,
-    load_task_checkpoint,
-)
+from cmseg.engine import inference
+from cmseg.engine.inference import AmpMode, DeviceLike, PathLike
 from cmseg.tasks.sod.process import as_rgb, check_image_size, final_logits, postprocess, preprocess
 from cmseg.tasks.sod.train import build_sod_model
 
@@ -65,10 +60,10 @@ class SODPredictor:
         *,
         image_size: int = 384,
         zero_aux: bool = False,
-        device: str | torch.device = "auto",
+        device: DeviceLike = "auto",
         amp: AmpMode = "auto",
     ) -> None:
-        self.runtime = InferenceRuntime(model, device, amp)
+        self.runtime = inference.InferenceRuntime(model, device, amp)
         self.device, self.model, self.amp_dtype = (
             self.runtime.device,
             self.runtime.model,
@@ -82,17 +77,12 @@ class SODPredictor:
 
     @classmethod
     def from_checkpoint(
-        cls,
-        path: str | os.PathLike[str],
-        device: str | torch.device = "auto",
-        *,
-        amp: AmpMode = "auto",
+        cls, path: PathLike, device: DeviceLike = "auto", *, amp: AmpMode = "auto"
     ) -> SODPredictor:
         """Build the model that ``path`` was trained as and load its weights.
 
         Args:
-            path: a checkpoint folder (``runs/x/best``), a run folder (its ``last/``) or a
-                ``model.safetensors`` file with its ``meta.json`` beside it.
+            path: see :func:`cmseg.engine.inference.load_task_checkpoint`.
             device, amp: see the class.
 
         Raises:
@@ -100,11 +90,11 @@ class SODPredictor:
                 names no model, or weights that do not fit the model.
         """
         # Checkpoints of the first releases name no task: they are sod ones.
-        checkpoint = load_task_checkpoint(path, "sod", assume_task="sod")
+        checkpoint = inference.load_task_checkpoint(path, "sod", assume_task="sod")
         section = checkpoint.model_section
         # The checkpoint holds every weight: the backbone file is not needed (nor read).
         model = build_sod_model(section, weights=False)
-        load_model_weights(model, checkpoint.state_dict, path)
+        inference.load_model_weights(model, checkpoint.state_dict, path)
         return cls(
             model,
             image_size=int(section.get("image_size", 384)),
