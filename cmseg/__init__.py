@@ -2,8 +2,7 @@
 
 Importing the package is cheap on purpose: torch, timm and transformers are imported lazily by
 the commands that train or predict, so that ``cmseg evaluate`` and ``cmseg data`` start fast.
+The tasks and what is built for each are in :data:`cmseg.tasks.TASKS`.
 """
 
 __version__ = "0.1.0"
-
-TASKS = ("sod", "coseg", "ris", "rvos", "fsrvos")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmseg.models.layers import l2_normalize
+from cmseg.models.cmpc.ops import l2_normalize
 
 __all__ = [
     "spatial_coordinates",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmseg.models.cmpc.comprehension import sample_layer_norm
-from cmseg.models.layers import l2_normalize
+from cmseg.models.cmpc.ops import l2_normalize
 
 __all__ = ["GlobalVector", "GatedMessage", "ExchangeRound", "ConvLSTMCell", "ConvLSTMFusion"]
 

@@ -19,8 +19,8 @@ from cmseg.models.backbones import create_feature_pyramid
 from cmseg.models.cmpc.comprehension import LevelComprehension, spatial_coordinates
 from cmseg.models.cmpc.exchange import ConvLSTMFusion, ExchangeRound
 from cmseg.models.cmpc.language import WordTypeClassifier, sentence_vectors
+from cmseg.models.cmpc.ops import l2_normalize
 from cmseg.models.feature_cache import FeatureCache
-from cmseg.models.layers import l2_normalize
 from cmseg.models.text import (
     HFTextEncoder,
     LSTMTextEncoder,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmseg.models.backbones import create_feature_pyramid, load_backbone_weights, read_state_dict
-from cmseg.models.layers import BasicConv2d
+from cmseg.models.xmsnet.blocks import BasicConv2d
 from cmseg.models.xmsnet.decoder import CoarseDecoder, CoarseToFineDecoder, FineDecoder
 
 __all__ = [

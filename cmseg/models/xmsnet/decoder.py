@@ -12,7 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmseg.models.layers import BasicConv2d, PixelLayerNorm, PixelLinear, transposed_attention
+from cmseg.models.xmsnet.blocks import (
+    BasicConv2d,
+    PixelLayerNorm,
+    PixelLinear,
+    transposed_attention,
+)
 
 __all__ = [
     "MultiScalePooling",

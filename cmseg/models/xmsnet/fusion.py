@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmseg.models.layers import GCT, PixelLinear, channel_shuffle
+from cmseg.models.xmsnet.blocks import GCT, PixelLinear, channel_shuffle
 
 __all__ = [
     "ProportionMode",
