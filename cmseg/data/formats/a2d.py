@@ -84,6 +84,7 @@ __all__ = [
     "read_a2d_instances",
     "index_a2d_text",
     "one_annotated_frame",
+    "one_frame_clip",
     "read_video_frames",
 ]
 
@@ -430,18 +431,37 @@ class A2DSentences(Reader):
         stack = np.stack(frames)
         t = self.num_frames // 2
         same_size(h5, mask.shape, h5, stack.shape[1:3], "frames of the video")
-        out_masks, valid = one_annotated_frame(stack.shape[:3], t, mask)
-        return {
-            "frames": stack,
-            "masks": out_masks,
-            "mask_valid": valid,
-            "target_index": t,
-            "sentence": s.sentence,
-            "video": s.vid,
-            "exp_id": str(s.instance),
-            "frame_ids": [f"{p + 1:05d}" for p in positions],
-            "image_id": f"v_{s.vid}_f_{s.frame}_i_{s.instance}",
-        }
+        return one_frame_clip(
+            stack, t, mask, s.sentence, s.vid, str(s.instance), positions,
+            image_id=f"v_{s.vid}_f_{s.frame}_i_{s.instance}",
+        )  # fmt: skip
+
+
+def one_frame_clip(
+    stack: np.ndarray,
+    t: int,
+    mask: np.ndarray,
+    sentence: str,
+    video: str,
+    exp_id: str,
+    positions: Sequence[int],
+    *,
+    image_id: str,
+) -> dict[str, Any]:
+    """The sample of a clip ``stack`` (``uint8 (T, H, W, 3)``) whose one annotated frame is
+    ``t`` with ``mask`` (A2D and JHMDB annotate one frame per sentence)."""
+    masks, valid = one_annotated_frame(stack.shape[:3], t, mask)
+    return {
+        "frames": stack,
+        "masks": masks,
+        "mask_valid": valid,
+        "target_index": t,
+        "sentence": sentence,
+        "video": video,
+        "exp_id": exp_id,
+        "frame_ids": [f"{p + 1:05d}" for p in positions],
+        "image_id": image_id,
+    }
 
 
 def one_annotated_frame(

@@ -27,7 +27,7 @@ from cmseg.data.formats.a2d import (
     clean_sentence,
     clip_indices,
     list_frames,
-    one_annotated_frame,
+    one_frame_clip,
     read_text_annotations,
 )
 from cmseg.errors import InputError
@@ -190,15 +190,6 @@ class JHMDBSentences(Reader):
         mask = masks[s.frame - 1]
         same_size(video.mask_file, mask.shape, table[s.frame], stack.shape[1:3], "frame")
         t = self.num_frames // 2
-        out_masks, valid = one_annotated_frame(stack.shape[:3], t, mask)
-        return {
-            "frames": stack,
-            "masks": out_masks,
-            "mask_valid": valid,
-            "target_index": t,
-            "sentence": s.sentence,
-            "video": s.vid,
-            "exp_id": "0",
-            "frame_ids": [f"{p + 1:05d}" for p in positions],
-            "image_id": f"v_{s.vid}_f_{s.frame}",
-        }
+        return one_frame_clip(
+            stack, t, mask, s.sentence, s.vid, "0", positions, image_id=f"v_{s.vid}_f_{s.frame}"
+        )
