@@ -108,3 +108,18 @@ def test_the_public_predictors_come_from_one_place():
 
     assert predictors.SODPredictor is SODPredictor and predictors.RISPredictor is RISPredictor
     assert set(predictors.__all__) == {"SODPredictor", "RISPredictor"}
+
+
+def test_the_lower_layers_do_not_even_name_the_tasks_package():
+    """``git grep "cmseg.tasks" cmseg/engine cmseg/models cmseg/data cmseg/metrics`` is empty:
+    the layers below the tasks never know how tasks are organised, not even in a docstring."""
+    import re
+
+    named = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}"
+        for layer in ("engine", "models", "data", "metrics")
+        for path in sorted((PACKAGE / layer).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if re.search(r"cmseg.tasks", line)
+    ]
+    assert named == []

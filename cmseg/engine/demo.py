@@ -1,6 +1,6 @@
 """The demo loop that every ``cmseg demo TASK`` runs, and what the demos share.
 
-A task's demo is a :class:`DemoRecipe` (``cmseg/tasks/<task>/demo.py``): its data, the methods it
+A task's demo is a :class:`DemoRecipe` (``tasks/<task>/demo.py``): its data, the methods it
 compares, how each is configured and scored, and the table it prints. :func:`run_recipe` does
 the rest the same way for every task:
 

@@ -1,7 +1,7 @@
 """What a task gives the folder evaluator (:mod:`cmseg.engine.evaluate`), and the small helpers
 every task's adapter uses.
 
-An adapter (``ADAPTER`` in ``cmseg/tasks/<task>/evaluate.py``) is an :class:`EvalAdapter` built
+An adapter (``ADAPTER`` in ``tasks/<task>/evaluate.py``) is an :class:`EvalAdapter` built
 from the task's functions. It says which protocols the task offers and which one it picks for a
 ground-truth folder, how prediction and ground-truth files pair up, a fresh evaluator and how to
 read and score one pair (run in the worker processes), the JSON result of the merged evaluator,

@@ -1,7 +1,7 @@
 """Folder-to-folder evaluation: pair files by name, score in parallel, merge, report.
 
 ``evaluate_folders`` is what ``cmseg evaluate`` runs for one method. A task describes its
-layout and protocol with an :class:`EvalAdapter` (``cmseg/tasks/<task>/evaluate.py``): how to
+layout and protocol with an :class:`EvalAdapter` (``tasks/<task>/evaluate.py``): how to
 pair the prediction and ground-truth files, a fresh evaluator, how to read and score one pair
 and how to summarise the merged evaluator. This module splits the pairs into chunks, scores
 each chunk in a worker process with a fresh evaluator, and merges the evaluators' additive
@@ -99,7 +99,8 @@ def evaluate_folders(
     """Score the predictions in ``pred`` against the ground truth in ``gt``.
 
     Args:
-        adapter: the task's evaluation (e.g. ``cmseg.tasks.get_task("sod").require("evaluate")``).
+        adapter: the evaluation of a task or target (``load_evaluation("sod")`` of the tasks
+            package gives it).
         pred, gt: folders in the adapter's layout (``a2d``: JSON files).
         protocol: a protocol of the task (``None``: the task's default).
         workers: processes to use (``None``: every core; 1: in this process).

@@ -1,7 +1,7 @@
 """What every task's predictor shares: the device, mixed precision, eval mode, and loading a
 checkpoint of the right task.
 
-A predictor (``cmseg/tasks/<task>/predictor.py``) calls :func:`load_task_checkpoint` to read a
+A predictor (``tasks/<task>/predictor.py``) calls :func:`load_task_checkpoint` to read a
 checkpoint and check that it was trained for its task, builds the network from the stored
 configuration, loads the weights with :func:`load_model_weights`, and hands the model to
 :class:`InferenceRuntime`, which puts it in eval mode on the device and says how to autocast.

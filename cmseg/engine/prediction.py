@@ -1,6 +1,6 @@
 """The loop of ``cmseg predict TASK``, the same for every task.
 
-A task supplies a :class:`PredictCommand` (``cmseg/tasks/<task>/cli.py``): its flags, how it
+A task supplies a :class:`PredictCommand` (``tasks/<task>/cli.py``): its flags, how it
 collects the work from them (without torch, so that a mistake fails in a blink), how it loads
 its predictor and runs it. :func:`run_prediction` does the rest for every task:
 

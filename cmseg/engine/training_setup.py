@@ -1,6 +1,6 @@
 """What a task hands to the trainer.
 
-A task's training hook (``cmseg/tasks/<task>/train.py: build_training``) reads the run
+A task's training hook (``tasks/<task>/train.py: build_training``) reads the run
 configuration and returns a :class:`TrainingSetup`: the built network, its loss, the training
 set and how to validate. The trainer (:class:`cmseg.engine.trainer.Trainer`) knows nothing else
 about the task.

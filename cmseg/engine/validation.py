@@ -1,7 +1,7 @@
 """What every task's validator shares: sharding over ranks, the distributed reduction of an
 additive evaluator, and the mean over several validation sets.
 
-A validator (``cmseg/tasks/<task>/validate.py``) is ``validate(model) -> metrics``, called by
+A validator (``tasks/<task>/validate.py``) is ``validate(model) -> metrics``, called by
 the trainer on every rank in eval mode under ``torch.no_grad()``. It scores each of its sets
 with :func:`validate_sets`: the rank predicts its shard of the set's items into a fresh
 evaluator, the evaluators of all ranks are merged (so every rank returns the scores of the
