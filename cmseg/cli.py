@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
 from cmseg import __version__
+from cmseg.engine.signals import Interrupted, raise_on_sigterm
 from cmseg.errors import CmsegError
 
 log = logging.getLogger(__name__)
@@ -331,8 +333,22 @@ def _run_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(RunConfig, args.config, args.overrides)  # validates before anything runs
     from cmseg.commands.train import run_train
+    from cmseg.engine.signals import Interrupted
 
-    return run_train(cfg, resume=args.resume)
+    try:
+        return run_train(cfg, resume=args.resume)
+    except Interrupted as stop:
+        if stop.checkpoint is not None:
+            again = [
+                "cmseg",
+                "train",
+                args.config,
+                *args.overrides,
+                "--resume",
+                str(stop.checkpoint),
+            ]
+            stop.hint = f"a resumable checkpoint is in {stop.checkpoint}; continue with: {shlex.join(again)}"
+        raise
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -369,7 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(1 if verbose else -1 if quiet else 0)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        with raise_on_sigterm():  # SIGTERM unwinds like Ctrl-C: clean-up code runs
+            return handler(args)
+    except Interrupted as stop:
+        hint = getattr(stop, "hint", "")
+        print(f"error: {stop}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return stop.exit_code
     except CmsegError as err:
         if debug:
             traceback.print_exc()

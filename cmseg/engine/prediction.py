@@ -6,8 +6,9 @@ its predictor and runs it. :func:`run_prediction` does the rest for every task:
 
 * checks the output folder, that no two items share an output name, and that no output would
   overwrite an input;
-* ``--skip-existing``: keeps the items whose ``<out>/<name>.png`` is already there, and does not
-  even load the model when nothing is left;
+* ``--skip-existing``: keeps the items whose ``<out>/<name>.png`` is already there as an intact
+  PNG (a zero-byte or damaged one is computed again), and does not even load the model when
+  nothing is left;
 * runs the predictor under a progress bar, writes every output file atomically in background
   threads, and lists the items that failed (one line each) instead of stopping at the first:
   the command then ends with exit code 2 after the others are done.
@@ -144,7 +145,18 @@ def _check_outputs(items: Sequence[PredictItem], out: Path, unit: str) -> None:
 
 
 def _done(path: Path) -> bool:
-    return path.is_file()
+    """Whether ``path`` is a complete output: a readable, intact PNG. A zero-byte or damaged
+    file (a run killed by a power cut, a full disk) is computed again by ``--skip-existing``."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()  # reads every chunk and checks its CRC, decodes nothing
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
 
 
 def run_prediction(command: PredictCommand, args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import logging
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ from cmseg.engine.logger import ProgressBar, RunLogger
 from cmseg.engine.rng import preserved_rng, rng_state, seed_all, set_rng_state
 from cmseg.engine.sampling import AugmentedDataset, ResumableBatchSampler
 from cmseg.engine.schedules import make_lr_lambda
+from cmseg.engine.signals import Interrupted, StopOnSignals
 from cmseg.engine.training_setup import ForwardFn, LossFn, TrainingSetup, ValidateFn
 from cmseg.errors import CmsegError, ConfigError
 
@@ -280,6 +282,7 @@ class Trainer:
         window: dict[str, Any] = {}  # sums of the logged values since the last log line
         window_steps, tick = 0, time.perf_counter()
         self.model.train()
+        stop = StopOnSignals().install()  # SIGTERM / Ctrl-C: finish the step, checkpoint, stop
         try:
             while self.step < cfg.max_steps:
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -310,16 +313,32 @@ class Trainer:
                     (cfg.eval_every > 0 and self.step % cfg.eval_every == 0) or last
                 ):
                     metrics = self._evaluate(logger)
-                if (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0) or last:
+                saved = (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0) or last
+                if saved:
                     self._save_last(metrics)
                 if window_steps == 0:
                     tick = time.perf_counter()  # images/s measures training, not evaluation
+                signum = self._stop_signal(stop)
+                if signum is not None and not last:
+                    if not saved:
+                        self._save_last(metrics)
+                    raise Interrupted(signum, self.output_dir / "last", self.step)
         finally:
+            stop.restore()
             bar.close()
             logger.close()
             del batches  # stops DataLoader workers
         distributed.barrier()
         return metrics
+
+    def _stop_signal(self, stop: StopOnSignals) -> int | None:
+        """The signal that asks to stop, once any rank got one (all ranks stop at one step)."""
+        if not distributed.is_distributed():
+            return stop.signum
+        seen = distributed.all_reduce_sums({"stop": float(stop.signum or 0)})["stop"]
+        if seen <= 0:
+            return None
+        return stop.signum or int(signal.SIGTERM)
 
     def _train_step(self, model: nn.Module, batches: Iterator[Any]) -> dict[str, Any]:
         """One optimizer step over ``accumulate`` micro-batches; returns the step's mean loss

@@ -84,3 +84,55 @@ def test_two_items_of_one_name_or_an_output_over_an_input_are_refused(tmp_path):
 def test_shown_cuts_long_lists():
     assert shown(["a", "b"]) == "a, b"
     assert shown([str(i) for i in range(7)]) == "0, 1, 2, 3, 4, ... (7 in all)"
+
+
+def test_skip_existing_recomputes_empty_and_damaged_outputs(tmp_path):
+    src = tmp_path / "in.png"
+    items = [PredictItem(name, (src,)) for name in ("a", "b", "c")]
+    out = tmp_path / "out"
+    loads: list[str] = []
+    assert run_prediction(make_command(items, loads=loads), args_for(out)) == 0
+    (out / "a.png").write_bytes(b"")  # zero bytes
+    (out / "b.png").write_bytes((out / "b.png").read_bytes()[:30])  # cut short
+    before = (out / "c.png").stat().st_mtime_ns
+    args = args_for(out)
+    args.skip_existing = True
+    assert run_prediction(make_command(items, loads=loads), args) == 0
+    assert loads == ["ckpt", "ckpt"]
+    for name in ("a", "b"):
+        assert read_mask(out / f"{name}.png").tolist() == np.eye(3, dtype=bool).tolist()
+    assert (out / "c.png").stat().st_mtime_ns == before  # the intact one was kept
+
+
+def test_sigterm_during_prediction_leaves_only_whole_files(tmp_path):
+    import os
+    import signal
+
+    from cmseg.engine.signals import Interrupted, raise_on_sigterm
+
+    src = tmp_path / "in.png"
+    items = [PredictItem(f"{i:02d}", (src,)) for i in range(6)]
+
+    def predict(predictor, todo, args):
+        for i, item in enumerate(todo):
+            if i == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield Outcome(
+                item, files={Path(args.out) / f"{item.name}.png": np.ones((64, 64), bool)}
+            )
+
+    command = PredictCommand(
+        help="fake", unit="thing", batch_unit="things", add_arguments=lambda parser: None,
+        collect=lambda args: list(items), load=lambda args: FakePredictor(), predict=predict,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted), raise_on_sigterm():
+        run_prediction(command, args_for(out))
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["00.png", "01.png", "02.png"]  # no temporary or half-written file
+    for name in written:
+        assert read_mask(out / name).all()
+    args = args_for(out)
+    args.skip_existing = True
+    assert run_prediction(make_command(items, loads=[]), args) == 0
+    assert len(list(out.iterdir())) == 6

@@ -8,6 +8,7 @@ the per-process generator used when nothing is passed (see :func:`default_genera
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -73,9 +74,13 @@ def dataloader_worker_init(worker_id: int) -> None:
 
     Limits OpenCV to one thread per worker (the workers already use the cores; OpenCV's own
     thread pool would oversubscribe them) and reseeds :func:`default_generator` from the
-    worker's torch seed.
+    worker's torch seed. The worker ignores SIGINT and SIGTERM: Ctrl-C and a scheduler's
+    SIGTERM reach every process of the job, and the main process, which stops at the next
+    step boundary and writes a checkpoint, still needs its workers until then; it ends them.
     """
     global _PROCESS_RNG
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _PROCESS_RNG = None
     default_generator()
