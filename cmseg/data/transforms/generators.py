@@ -74,13 +74,13 @@ def dataloader_worker_init(worker_id: int) -> None:
 
     Limits OpenCV to one thread per worker (the workers already use the cores; OpenCV's own
     thread pool would oversubscribe them) and reseeds :func:`default_generator` from the
-    worker's torch seed. The worker ignores SIGINT and SIGTERM: Ctrl-C and a scheduler's
-    SIGTERM reach every process of the job, and the main process, which stops at the next
-    step boundary and writes a checkpoint, still needs its workers until then; it ends them.
+    worker's torch seed. The worker ignores SIGINT: Ctrl-C reaches every process of the
+    terminal's process group, and the main process, which stops at the next step boundary and
+    writes a checkpoint, still needs its workers until then (it ends them itself; SIGTERM is
+    how it does so when they do not stop in time, so that one keeps its default).
     """
     global _PROCESS_RNG
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _PROCESS_RNG = None
     default_generator()

@@ -251,3 +251,22 @@ def test_cmseg_train_writes_a_run(synth, tmp_path):
     meta = json.loads((run / "last" / "meta.json").read_text())
     assert meta["step"] == 3 and meta["model_name"] == "xmsnet_tiny"
     assert meta["config"]["model"]["image_size"] == 64 and "sm" in meta["metrics"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bad_training_file_read_by_a_worker_is_one_line_exit_2(tmp_path, workers):
+    """The same error with or without DataLoader worker processes (the shipped configs use 2)."""
+    data = tmp_path / "data"
+    write_synthetic("sod", data, n=8, size=64, seed=0)
+    victim = sorted((data / "train" / "RGB").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # truncated
+    env = {**os.environ, "CMSEG_PROGRESS": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "cmseg", "train", str(TINY), f"data.root={data}",
+               f"output_dir={tmp_path / 'run'}", "model.image_size=64", "data.batch_size=2",
+               f"data.num_workers={workers}", "data.train_sets=[train]", "data.val_sets=[]",
+               "train.device=cpu", "train.max_steps=20", "train.tensorboard=false"]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {victim}: ") and "internal error" not in out.stderr
+    assert "Traceback" not in out.stderr and "worker" not in last
