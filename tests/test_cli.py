@@ -159,3 +159,10 @@ def test_light_commands_do_not_import_torch():
         timeout=60,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_data_synth_into_a_full_folder_names_the_flag(tmp_path):
+    (tmp_path / "mine.txt").write_text("x")
+    out = run("data", "synth", "sod", "--out", str(tmp_path), "--n", "2", "--size", "32")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--overwrite" in out.stderr and "(or overwrite=True)" not in out.stderr

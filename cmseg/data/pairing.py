@@ -48,8 +48,10 @@ def index_by_stem(
 ) -> dict[str, Path]:
     """Map ``stem -> file`` for the image files directly inside ``folder``.
 
-    Two files with the same stem (``a.png`` and ``a.jpg``) are ambiguous: the first in name
-    order is kept and the clash is appended to ``problems``. Hidden files are ignored.
+    Two files with the same stem (``a.png`` and ``a.jpg``) are ambiguous: which one is meant
+    cannot be told, so the clash is appended to ``problems`` as one line naming both (callers
+    report it; the first in name order stays in the map so that the rest can still be listed).
+    Hidden files are ignored.
     """
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
@@ -57,12 +59,18 @@ def index_by_stem(
             continue
         if path.stem in found:
             if problems is not None:
-                problems.append(
-                    f"{path}: same name as {found[path.stem].name}; using {found[path.stem].name}"
-                )
+                problems.append(ambiguous_stem(found[path.stem], path))
             continue
         found[path.stem] = path
     return found
+
+
+def ambiguous_stem(first: Path, second: Path) -> str:
+    """The one-line problem of two files that differ only by extension."""
+    return (
+        f"{first.with_suffix('')}: ambiguous name, two files {first.name} and {second.name}; "
+        "remove or rename one"
+    )
 
 
 def index_subfolders(folder: Path) -> dict[str, Path]:

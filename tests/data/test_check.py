@@ -86,6 +86,14 @@ def test_sod_layout_problems(tmp_path):
 # coseg
 
 
+def test_coseg_splits_that_share_their_classes_count_them_once(tmp_path):
+    write_coseg(tmp_path / "train", {"bird": 2, "car": 2})
+    write_coseg(tmp_path / "test", {"bird": 2, "car": 2})
+    result = inspect_dataset("coseg", tmp_path)
+    assert result.problems == [] and result.items == 8
+    assert result.layout == "co-segmentation folders (test, train), 2 classes"
+
+
 def test_coseg_folders_clean_and_broken(tmp_path):
     ds = tmp_path / "MSRC7"
     write_coseg(ds, {"bird": 3, "car": 2})

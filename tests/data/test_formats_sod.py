@@ -154,3 +154,18 @@ def test_find_sets_ignores_unrelated_folders(tmp_path):
     make_sod(tmp_path)
     (tmp_path / "notes").mkdir()
     assert [p.name for p in find_sets(tmp_path)] == ["COD10K", "NJU2K", "VT821"]
+
+
+def test_two_files_of_one_stem_are_reported_as_ambiguous(tmp_path):
+    from cmseg.data.pairing import index_by_stem, pair_files
+
+    for name in ("a.png", "a.jpg", "b.png"):
+        (tmp_path / "gt" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "gt" / name).write_bytes(b"")
+    problems: list[str] = []
+    assert set(index_by_stem(tmp_path / "gt", problems=problems)) == {"a", "b"}
+    assert problems == [
+        f"{tmp_path / 'gt' / 'a'}: ambiguous name, two files a.jpg and a.png; remove or rename one"
+    ]
+    (tmp_path / "pred").mkdir()
+    assert pair_files(tmp_path / "pred", tmp_path / "gt").problems == problems

@@ -36,11 +36,11 @@ def check_coseg(root: Path, result: CheckResult, workers: int) -> None:
         ]
     if datasets:
         result.item_kind = "images"
-        n_classes = 0
+        classes: set[str] = set()  # splits share their classes: each is counted once
         for folder in datasets:
-            n_classes += _check_coseg_folders(folder, result, workers)
+            classes |= _check_coseg_folders(folder, result, workers)
         names = "" if datasets == [root] else f" ({', '.join(p.name for p in datasets)})"
-        result.layout = f"co-segmentation folders{names}, {n_classes} classes"
+        result.layout = f"co-segmentation folders{names}, {len(classes)} classes"
         return
     ann_dir = root / "annotations"
     files = sorted(ann_dir.glob("instances_*.json")) if ann_dir.is_dir() else []
@@ -57,9 +57,9 @@ def check_coseg(root: Path, result: CheckResult, workers: int) -> None:
         _check_coco_instances(root, ann_file, result, workers)
 
 
-def _check_coseg_folders(root: Path, result: CheckResult, workers: int) -> int:
+def _check_coseg_folders(root: Path, result: CheckResult, workers: int) -> set[str]:
     """Check one set of class folders (every image with a binary mask of its size); returns
-    the number of classes."""
+    the names of its classes."""
     from cmseg.data.formats.coseg_groups import index_coseg_folders
 
     problems = Problems(strict=False)
@@ -67,7 +67,7 @@ def _check_coseg_folders(root: Path, result: CheckResult, workers: int) -> int:
         by_class = index_coseg_folders(root, problems=problems)
     except InputError as err:
         result.problems.append(str(err))
-        return 0
+        return set()
     items = [item for cls in sorted(by_class) for item in by_class[cls]]
     result.items += len(items)
     result.problems.extend(problems.items)
@@ -83,7 +83,7 @@ def _check_coseg_folders(root: Path, result: CheckResult, workers: int) -> int:
         return out
 
     result.problems.extend(parallel(one, items, workers))
-    return len(by_class)
+    return set(by_class)
 
 
 def _check_coco_instances(root: Path, ann_file: Path, result: CheckResult, workers: int) -> None:

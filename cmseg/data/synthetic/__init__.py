@@ -169,7 +169,9 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise InputError(
-                out, "folder is not empty; choose an empty or new folder (or overwrite=True)"
+                out,
+                "folder is not empty; choose an empty or new folder, or replace what an earlier "
+                "synthetic run wrote there with --overwrite (overwrite=True in Python)",
             )
         if (out / MARKER).is_file():
             remove_entries(out, sorted(set().union(*OWNED_PATHS.values()) | {MARKER}))

@@ -57,7 +57,7 @@ def _collect_images(inputs: Sequence[str]) -> dict[str, Path]:
             dupes: list[str] = []
             found = index_by_stem(path, extensions=IMAGE_EXTENSIONS, problems=dupes)
             if dupes:
-                raise InputError(path, f"two images share a name: {dupes[0]}")
+                raise InputError(*dupes[0].split(": ", 1))  # "<folder>/<stem>: ambiguous ..."
             if not found:
                 raise InputError(path, f"folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
         elif path.is_file():
@@ -81,7 +81,7 @@ def _pair_with_folder(images: dict[str, Path], aux_path: Path) -> list[SODItem]:
     dupes: list[str] = []
     maps = index_by_stem(aux_path, extensions=AUX_EXTENSIONS, problems=dupes)
     if dupes:
-        raise InputError(aux_path, f"two maps share a name: {dupes[0]}")
+        raise InputError(*dupes[0].split(": ", 1))
     missing = sorted(stem for stem in images if stem not in maps)
     if missing:
         names = [images[stem].name for stem in missing]
