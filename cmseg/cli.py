@@ -39,7 +39,28 @@ def built_commands() -> dict[str, list[str]]:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the hand-made line breaks of descriptions and epilogs."""
+    """Show the defaults that say something and keep the hand-made line breaks of descriptions
+    and epilogs: no "(default: None)" or "(default: False)", nor a second default where the
+    help text already names one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _layouts(title: str, lines: dict[str, str]) -> str:
+    """An epilog listing what a folder holds for each task, wrapped at 100 columns."""
+    import textwrap
+
+    width = max((len(name) for name in lines), default=0)
+    indent = " " * (width + 4)
+    rows = [
+        textwrap.fill(f"  {name:<{width}}  {text}", 100, subsequent_indent=indent)
+        for name, text in lines.items()
+    ]
+    return title + "\n" + "\n".join(rows)
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -80,11 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cmseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
             help=help_text,
-            description=description or help_text,
+            description=help_text,
+            epilog=epilog or None,
             parents=[common],
             formatter_class=_HelpFormatter,
         )
@@ -95,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_train(add("train", "train a model from a YAML config (distributed under torchrun)"))
     _add_predict(add("predict", "run a trained model on new inputs and write masks"), common)
+    layouts = _layouts("what --pred and --gt hold, per target:", _evaluation_layouts())
     _add_evaluate(
-        add("evaluate", "score prediction files against ground truth with a task's protocol")
+        add(
+            "evaluate",
+            "score prediction files against ground truth with a task's protocol",
+            layouts,
+        )
     )
     add("info", "print versions, devices, and the models and configs cmseg knows").set_defaults(
         handler=_run_info
@@ -108,6 +135,18 @@ def _task_names() -> list[str]:
     from cmseg.tasks import TASKS
 
     return list(TASKS)
+
+
+def _data_layouts() -> dict[str, str]:
+    from cmseg.tasks import TASKS
+
+    return {name: task.data_layout for name, task in TASKS.items()}
+
+
+def _evaluation_layouts() -> dict[str, str]:
+    from cmseg.tasks import evaluation_targets
+
+    return {target: hook.load().layout for target, (_, hook) in evaluation_targets().items()}
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
@@ -135,9 +174,12 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
         formatter_class=_HelpFormatter,
         help="write the procedural benchmark of a task in its real on-disk format",
         description="Write the procedural benchmark of a task in its real on-disk format.",
+        epilog=_layouts("what --out receives, per task (docs/synthetic.md):", _data_layouts()),
     )
     synth.add_argument("task", choices=_task_names(), help="which task's dataset to generate")
-    synth.add_argument("--out", required=True, help="output folder (created)")
+    synth.add_argument(
+        "--out", required=True, help="output folder (created), written in the task's layout"
+    )
     synth.add_argument(
         "--n",
         type=int,
@@ -168,9 +210,12 @@ def _add_data(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> No
         formatter_class=_HelpFormatter,
         help="validate a dataset on disk and list every problem",
         description="Validate a dataset on disk and list every problem at once.",
+        epilog=_layouts("what --root holds, per task (docs/datasets.md):", _data_layouts()),
     )
     check.add_argument("task", choices=_task_names(), help="which task's layout to expect")
-    check.add_argument("--root", required=True, help="dataset root folder")
+    check.add_argument(
+        "--root", required=True, help="the dataset's root folder, in the task's layout (below)"
+    )
     check.add_argument(
         "--workers", type=int, default=None, help="threads reading files (default: all cores)"
     )
@@ -262,10 +307,11 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="[NAME=]DIR",
-        help="prediction folder; repeat as NAME=DIR to compare several methods in one table",
+        help="prediction folder in the target's layout (below); repeat as NAME=DIR to compare "
+        "several methods in one table",
     )
     p.add_argument(
-        "--gt", required=True, metavar="DIR", help="ground-truth folder (or JSON file for a2d)"
+        "--gt", required=True, metavar="DIR", help="ground truth in the target's layout (below)"
     )
     p.add_argument(
         "--protocol",

@@ -138,7 +138,11 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_yaml(Path(path))
-    cfg = apply_overrides(from_dict(cls, data), overrides)
+    try:
+        from_file = from_dict(cls, data)
+    except ConfigError as err:  # a wrong key or type in the file: say which file
+        raise ConfigError(f"{path}: {err}" if path is not None else str(err)) from None
+    cfg = apply_overrides(from_file, overrides)
     if isinstance(cfg, RunConfig):
         check_task(cfg, source=path)
     return cfg

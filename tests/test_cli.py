@@ -115,7 +115,8 @@ def test_train_config_errors_are_one_line(tmp_path):
     cfg.write_text("optim:\n  lrr: 1\n")
     out = run("train", str(cfg))
     assert out.returncode == 2
-    assert out.stderr == "error: unknown config key 'optim.lrr'; did you mean 'optim.lr'?\n"
+    # a mistake in the file names the file (issue 15); one in an override does not
+    assert out.stderr == f"error: {cfg}: unknown config key 'optim.lrr'; did you mean 'optim.lr'?\n"
 
     cfg.write_text("task: sod\n")
     out = run("train", str(cfg), "train.max_steps=abc")
@@ -166,3 +167,18 @@ def test_data_synth_into_a_full_folder_names_the_flag(tmp_path):
     out = run("data", "synth", "sod", "--out", str(tmp_path), "--n", "2", "--size", "32")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "--overwrite" in out.stderr and "(or overwrite=True)" not in out.stderr
+
+
+def test_help_shows_no_empty_defaults_and_says_what_folders_hold():
+    from cmseg.tasks import TASKS
+
+    for command in (["data", "check"], ["data", "synth"], ["evaluate"], ["demo"], ["train"],
+                    ["predict", "sod"], ["predict", "ris"]):  # fmt: skip
+        out = run(*command, "--help")
+        assert out.returncode == 0 and "(default: None)" not in out.stdout, command
+        assert "(default: False)" not in out.stdout, command
+    check = " ".join(run("data", "check", "--help").stdout.split())
+    evaluate = " ".join(run("evaluate", "--help").stdout.split())
+    for name, task in TASKS.items():
+        assert " ".join(task.data_layout.split()) in check, name
+    assert "<name>.png saliency maps" in evaluate and "COCO-format JSON" in evaluate

@@ -144,3 +144,17 @@ def test_from_dict_on_custom_dataclasses():
         ConfigError, match="unknown config key 'inner.mod'; did you mean 'inner.mode'"
     ):
         from_dict(Outer, {"inner": {"mod": "a"}})
+
+
+def test_a_wrong_type_or_key_in_a_yaml_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  batch_size: many\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(RunConfig, bad)
+    assert str(err.value).startswith(f"{bad}: data.batch_size") and "\n" not in str(err.value)
+    bad.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: .*optim.lrr"):
+        load_config(RunConfig, bad)
+    with pytest.raises(ConfigError) as err:  # an override is not from the file
+        load_config(RunConfig, overrides=["data.batch_size=many"])
+    assert not str(err.value).startswith(str(bad))

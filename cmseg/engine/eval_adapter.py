@@ -71,6 +71,7 @@ class EvalAdapter:
             the first protocol).
         plot: ``plot({method: result}, protocol, out_dir) -> files``: curve plots (default:
             none).
+        layout: what ``--pred`` and ``--gt`` hold, in one line (``cmseg evaluate --help``).
     """
 
     name: str
@@ -84,6 +85,7 @@ class EvalAdapter:
     options: frozenset[str] = frozenset()
     choose_protocol: Callable[[Path], str] | None = None
     plot: Callable[[Mapping[str, Mapping[str, Any]], str, Path], list[Path]] = _no_plots
+    layout: str = ""
 
     @property
     def default_protocol(self) -> str:

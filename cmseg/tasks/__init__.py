@@ -40,6 +40,9 @@ TASKS: dict[str, Task] = {
     "sod": Task(
         name="sod",
         title="RGB-D / RGB-T salient and camouflaged objects (XMSNet)",
+        data_layout=(
+            "<root>/<set>/{RGB, depth or T, GT}/ (the SPNet / XMSNet releases), or one such set"
+        ),
         models=("xmsnet_pvt_v2_b5", "xmsnet_tiny", "early_fusion_tiny", "early_fusion_c2f_tiny"),
         train=_hook("sod.train", "build_training"),
         predict=_hook("sod.cli", "PREDICT"),
@@ -49,11 +52,19 @@ TASKS: dict[str, Task] = {
     "coseg": Task(
         name="coseg",
         title="object co-segmentation of an image group (SSNM)",
+        data_layout=(
+            "<root>/{image, groundtruth}/<class>/ (SSNM's processed sets), a folder of such "
+            "sets, or COCO annotations/instances_*.json"
+        ),
         evaluations={"coseg": _hook("coseg.evaluate", "ADAPTER")},
     ),
     "ris": Task(
         name="ris",
         title="referring image segmentation (CMPC)",
+        data_layout=(
+            "REFER: <root>/<dataset>/refs(<split_by>).p + instances.json and images "
+            "(RefCOCO/+/g, refclef), text_objseg's ReferIt, or JSON lines"
+        ),
         models=("cmpc_resnet101", "cmpc_tiny"),
         train=_hook("ris.train", "build_training"),
         predict=_hook("ris.cli", "PREDICT"),
@@ -63,6 +74,11 @@ TASKS: dict[str, Task] = {
     "rvos": Task(
         name="rvos",
         title="referring video object segmentation (SOC / SOC++)",
+        data_layout=(
+            "Ref-YouTube-VOS <root>/{train, valid}/ + meta_expressions/, MeViS "
+            "<split>/{JPEGImages, mask_dict.json, meta_expressions.json}, A2D- or "
+            "JHMDB-Sentences"
+        ),
         evaluations={
             "rvos": _hook("rvos.evaluate", "ADAPTER"),
             # A2D-/JHMDB-Sentences mAP: a protocol of the field, scored from COCO-format JSON.
@@ -72,6 +88,10 @@ TASKS: dict[str, Task] = {
     "fsrvos": Task(
         name="fsrvos",
         title="few-shot referring video object segmentation (CMA)",
+        data_layout=(
+            "Mini-Ref-YouTube-VOS or Mini-Ref-SAIL-VOS: a Ref-YouTube-VOS layout with the "
+            "class folds"
+        ),
         evaluations={"fsrvos": _hook("fsrvos.evaluate", "ADAPTER")},
     ),
 }

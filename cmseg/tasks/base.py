@@ -73,6 +73,8 @@ class Task:
         title: what the task is, in a few words (``cmseg info`` and ``--help``).
         models: the keys of :data:`cmseg.models.MODELS` that ``task: <name>`` accepts; a
             config naming another model is refused when it is loaded.
+        data_layout: what a dataset folder of the task holds, in one line (``cmseg data
+            --help``; docs/datasets.md has the details).
         train: see the module docstring; None when training is not built yet.
         predict: likewise for ``cmseg predict``.
         demo: likewise for ``cmseg demo``.
@@ -83,6 +85,7 @@ class Task:
     name: str
     title: str
     models: tuple[str, ...] = ()
+    data_layout: str = ""
     train: Hook | None = None
     predict: Hook | None = None
     demo: Hook | None = None

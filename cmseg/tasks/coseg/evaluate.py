@@ -42,4 +42,5 @@ ADAPTER = EvalAdapter(
     "coseg", ("ssnm",), collect=nested_pairs, new_evaluator=_new_evaluator, score=_score,
     summarise=_summarise, columns=[("P", "P"), ("J", "J"), ("P_classes", "P(cls)"),
     ("J_classes", "J(cls)")], options=frozenset({"threshold", "cap"}),
+    layout="<class>/<name>.png masks (soft or binary) against <class>/<name>.png ground truth",
 )  # fmt: skip

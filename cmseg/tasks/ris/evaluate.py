@@ -45,4 +45,5 @@ def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
 ADAPTER = EvalAdapter(
     "ris", ("lavt", "cris", "mttr"), collect=flat_pairs, new_evaluator=_new_evaluator,
     score=_score, summarise=_summarise, columns=COLUMNS, chunk_size=32,
+    layout="<id>.png binary masks against <id>.png ground truth (one per sentence)",
 )  # fmt: skip

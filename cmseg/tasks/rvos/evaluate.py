@@ -32,6 +32,13 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+#: What --pred and --gt hold (both protocols' layouts).
+LAYOUT = (
+    "<video>/<frame>.png indexed masks (davis), or <video>/<expression>/<frame>.png binary masks "
+    "(mevis, ytvos)"
+)
+
+
 def is_expression_layout(root: Path) -> bool:
     """True for ``<video>/<expression>/<frame>.png``, False for ``<video>/<frame>.png``."""
     for video in index_subfolders(root).values():
@@ -156,6 +163,7 @@ def vos_adapter(name: str, default_bound_th: float) -> EvalAdapter:
         new_evaluator=functools.partial(new_evaluator, default_bound_th=default_bound_th),
         score=score, summarise=summarise, columns=COLUMNS, chunk_size=1,  # a job is a video
         options=frozenset({"bound_th"}), choose_protocol=choose_protocol,
+        layout=LAYOUT,
     )  # fmt: skip
 
 

@@ -59,4 +59,5 @@ COLUMNS = [
 ADAPTER = EvalAdapter(
     "a2d", ("a2d",), collect=_collect, new_evaluator=_new_evaluator, score=_score,
     summarise=_summarise, columns=COLUMNS, chunk_size=1,
+    layout="a COCO-format JSON file of predictions against the COCO-format ground truth",
 )  # fmt: skip

@@ -70,4 +70,5 @@ def _plot(results: Mapping[str, Mapping[str, Any]], protocol: str, out_dir: Path
 ADAPTER = EvalAdapter(
     "sod", ("pysodmetrics", "spnet"), collect=flat_pairs, new_evaluator=_new_evaluator,
     score=_score, summarise=_summarise, columns=COLUMNS, chunk_size=16, plot=_plot,
+    layout="<name>.png saliency maps (grey 0..255) against <name>.png ground-truth masks",
 )  # fmt: skip
