@@ -46,6 +46,11 @@ class _ValImages:
         )
 
 
+def _metrics(evaluator: RISEvaluator) -> dict[str, float]:
+    """The scores of a split; the number of sentences is a count, not a metric to log."""
+    return {k: v for k, v in evaluator.compute().items() if k != "num_items"}
+
+
 class RISValidator:
     """``validate(model) -> metrics`` over ris splits (module docstring).
 
@@ -93,5 +98,5 @@ class RISValidator:
             self.readers,
             new_evaluator=functools.partial(RISEvaluator, self.convention),
             score_shard=functools.partial(self._score_shard, model),
-            summarise=RISEvaluator.compute,
+            summarise=_metrics,
         )

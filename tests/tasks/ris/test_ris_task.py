@@ -524,6 +524,8 @@ def test_torchrun_two_cpu_processes_validate_every_sentence_once(synth, tmp_path
     predictor = RISPredictor.from_checkpoint(out / "last", device="cpu")
     reader = open_split(synth, "refer", "val", RISOptions())
     alone = RISValidator({"val": reader}, 64, batch_size=3)(predictor.model)
-    assert logged["num_items"] == len(reader) == alone["num_items"]
-    for key in ("oIoU", "mIoU", "prec@0.5"):
+    # every sentence once on one of the ranks: the gathered scores equal one process's; the
+    # number of sentences is not logged as a metric (issue 15)
+    assert "num_items" not in logged and "num_items" not in alone
+    for key in ("oIoU", "mIoU", "prec@0.5", "prec@0.6", "prec@0.7", "prec@0.8", "prec@0.9"):
         assert logged[key] == pytest.approx(alone[key], abs=1e-9), key
