@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -255,13 +255,16 @@ def read_aux(
     path: str | os.PathLike[str],
     *,
     zero_is_invalid: bool = False,
-    npz_key: str | None = None,
+    key: str | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a depth or thermal map and normalise it per image.
 
-    Accepts PNG (8 or 16 bit), JPEG, BMP, TIFF (integer or float), WebP, ``.npy`` and ``.npz``
-    (the single array, or ``npz_key``). Colour maps are averaged over their channels.
+    Accepts PNG (8 or 16 bit), JPEG, BMP, TIFF (integer or float), WebP, ``.npy`` and ``.npz``.
+    An ``.npz`` holding one array gives it; one holding several needs ``key``, the name of the
+    array to read (``cmseg predict sod --aux-key``, ``data.options.aux_key``): it is never
+    guessed, and the error lists the names. ``key`` is ignored by the other formats, which
+    hold one map. Colour maps are averaged over their channels.
     Non-finite values (NaN, +/-inf) and, with ``zero_is_invalid``, zeros (the usual "no
     measurement" code of depth sensors) are marked invalid, excluded from the min-max
     normalisation and set to 0.
@@ -275,7 +278,7 @@ def read_aux(
     check_file(path, AUX_EXTENSIONS)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        raw = _read_numpy_map(path, npz_key)
+        raw = _read_numpy_map(path, key)
     else:
         with _opened(path, max_pixels) as img:
             if img.mode == "P":
@@ -289,7 +292,7 @@ def read_aux(
     return normalise_aux(raw, zero_is_invalid=zero_is_invalid)
 
 
-def _read_numpy_map(path: Path, npz_key: str | None) -> np.ndarray:
+def _read_numpy_map(path: Path, key: str | None) -> np.ndarray:
     try:
         # allow_pickle=False: a .npy/.npz is data, never code.
         loaded = np.load(path, allow_pickle=False)
@@ -297,19 +300,18 @@ def _read_numpy_map(path: Path, npz_key: str | None) -> np.ndarray:
         raise InputError(path, f"not a readable numpy file ({_one_line(err)})") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
-            keys = list(loaded.keys())
-            if npz_key is not None:
-                if npz_key not in keys:
-                    raise InputError(
-                        path, f"no array {npz_key!r} in the .npz (has {', '.join(keys)})"
-                    )
-                key = npz_key
-            elif len(keys) == 1:
-                key = keys[0]
-            else:
+            keys = sorted(loaded.keys())
+            if key is not None and key not in keys:
+                raise InputError(path, f"no array {key!r} in the .npz (it holds {_keys(keys)})")
+            if not keys:
+                raise InputError(path, ".npz holds no array")
+            if key is None and len(keys) > 1:
                 raise InputError(
-                    path, f".npz holds {len(keys)} arrays ({', '.join(keys[:5])}); name one"
+                    path,
+                    f".npz holds {len(keys)} arrays ({_keys(keys)}): choose one with "
+                    "--aux-key KEY (read_aux(..., key=KEY), data.options.aux_key)",
                 )
+            key = key if key is not None else keys[0]
             try:
                 arr = loaded[key]
             except ValueError as err:
@@ -320,6 +322,12 @@ def _read_numpy_map(path: Path, npz_key: str | None) -> np.ndarray:
     if arr.ndim not in (2, 3) or arr.dtype.kind not in "biuf":
         raise InputError(path, f"expected a 2-D numeric map, got shape {arr.shape} of {arr.dtype}")
     return arr
+
+
+def _keys(keys: Sequence[str], shown: int = 20) -> str:
+    """The array names of an .npz for a message (all of them, up to ``shown``)."""
+    more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def normalise_aux(

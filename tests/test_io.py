@@ -230,13 +230,23 @@ def test_read_aux_float_tiff_npy_npz(tmp_path):
     np.savez(tmp_path / "one.npz", depth=arr)
     np.testing.assert_allclose(io.read_aux(tmp_path / "one.npz")[0], expected, rtol=1e-6)
     np.savez(tmp_path / "two.npz", depth=arr, conf=arr)
-    with pytest.raises(InputError, match="holds 2 arrays"):
-        io.read_aux(tmp_path / "two.npz")
     np.testing.assert_allclose(
-        io.read_aux(tmp_path / "two.npz", npz_key="depth")[0], expected, rtol=1e-6
+        io.read_aux(tmp_path / "two.npz", key="depth")[0], expected, rtol=1e-6
     )
-    with pytest.raises(InputError, match="no array 'x'"):
-        io.read_aux(tmp_path / "two.npz", npz_key="x")
+    with pytest.raises(InputError, match=r"no array 'x' in the \.npz \(it holds conf, depth\)"):
+        io.read_aux(tmp_path / "two.npz", key="x")
+    # a key is ignored by formats that hold one map
+    np.testing.assert_allclose(io.read_aux(tmp_path / "d.npy", key="depth")[0], expected, rtol=1e-6)
+
+
+def test_read_aux_of_a_many_array_npz_lists_every_key(tmp_path):
+    arrays = {f"k{i}": np.ones((2, 2), np.float32) for i in range(7)}
+    np.savez(tmp_path / "many.npz", **arrays)
+    with pytest.raises(InputError) as caught:
+        io.read_aux(tmp_path / "many.npz")  # never the first array by chance
+    reason = caught.value.reason
+    assert "holds 7 arrays (k0, k1, k2, k3, k4, k5, k6)" in reason
+    assert "--aux-key" in reason and "key=" in reason
 
 
 def test_read_aux_nan_inf_are_invalid_and_excluded(tmp_path):

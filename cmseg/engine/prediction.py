@@ -6,6 +6,9 @@ its predictor and runs it. :func:`run_prediction` does the rest for every task:
 
 * checks the output folder, that no two items share an output name, and that no output would
   overwrite an input;
+* :func:`expand_inputs` and :func:`collect_images`: what the tasks' image flags take (files,
+  folders of images and shell patterns, ``--image 'photos/*.jpg'`` or the many paths a
+  shell makes of it);
 * ``--skip-existing``: keeps the items whose ``<out>/<name>.png`` is already there as an intact
   PNG (a zero-byte or damaged one is computed again), and does not even load the model when
   nothing is left;
@@ -19,6 +22,7 @@ Torch-free: the task's ``load`` imports it.
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -27,14 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cmseg.data.pairing import index_by_stem
 from cmseg.errors import CmsegError, InputError
-from cmseg.io import write_png
+from cmseg.io import IMAGE_EXTENSIONS, check_file, write_png
 from cmseg.logs import progress
 
 __all__ = [
     "PredictItem",
     "Outcome",
     "PredictCommand",
+    "expand_inputs",
+    "collect_images",
     "keep_items",
     "nothing_to_finish",
     "run_prediction",
@@ -51,6 +58,65 @@ def shown(names: Sequence[str]) -> str:
     """``a, b, c, ... (12 in all)``: the first few of ``names`` for a one-line message."""
     head = ", ".join(names[:SHOWN])
     return head + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
+
+
+#: Characters that make a path a shell pattern (``glob`` syntax).
+_PATTERN = frozenset("*?[")
+
+
+def expand_inputs(texts: Sequence[str]) -> list[Path]:
+    """The paths of ``--input``-style flags, shell patterns expanded.
+
+    A shell expands ``photos/*.jpg`` itself (the flags take several values for that); a
+    pattern that reaches cmseg unexpanded (quoted, or a shell that does not glob) is expanded
+    here, its matches in name order. An existing path is never read as a pattern.
+
+    Raises:
+        InputError: a pattern that matches nothing.
+    """
+    paths: list[Path] = []
+    for text in texts:
+        if _PATTERN.isdisjoint(text) or os.path.lexists(text):
+            paths.append(Path(text))
+            continue
+        matches = sorted(glob.glob(text))
+        if not matches:
+            raise InputError(text, "no file matches this pattern")
+        paths += [Path(m) for m in matches]
+    return paths
+
+
+def collect_images(
+    inputs: Sequence[str], *, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+) -> dict[str, Path]:
+    """``stem -> image`` over image files, folders of images (the files directly inside, by
+    name) and patterns (:func:`expand_inputs`), in the order given.
+
+    Raises:
+        InputError: a missing path, a file that is no image, a folder without images, or two
+            images of one stem (both would be written as ``<stem>.png``).
+    """
+    images: dict[str, Path] = {}
+    for path in expand_inputs(inputs):
+        if path.is_dir():
+            dupes: list[str] = []
+            found = index_by_stem(path, extensions=extensions, problems=dupes)
+            if dupes:
+                raise InputError(*dupes[0].split(": ", 1))  # "<folder>/<stem>: ambiguous ..."
+            if not found:
+                raise InputError(path, f"folder holds no image file ({', '.join(extensions)})")
+        elif path.is_file():
+            check_file(path, extensions)
+            found = {path.stem: path}
+        else:
+            raise InputError(path, "no such file or folder")
+        for stem, file in found.items():
+            if stem in images and images[stem] != file:
+                raise InputError(
+                    file, f"same name as {images[stem]}: both would be written as {stem}.png"
+                )
+            images[stem] = file
+    return images
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from cmseg.errors import ConfigError, InputError
 
 __all__ = [
     "TextFeatures",
+    "SentenceTokens",
     "Vocabulary",
     "tokenize",
     "load_glove",
@@ -65,6 +66,36 @@ class TextFeatures:
     words: torch.Tensor
     mask: torch.Tensor
     sentence: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SentenceTokens:
+    """How a text encoder reads one sentence (:meth:`LSTMTextEncoder.inspect_sentence`,
+    :meth:`HFTextEncoder.inspect_sentence`), for warnings before a prediction.
+
+    Attributes:
+        tokens: tokens the whole sentence makes (special tokens included where the encoder
+            adds them).
+        limit: the most tokens the encoder reads (its ``max_len``); the rest is cut.
+        unknown: the word tokens it reads that its vocabulary lacks (each read as "unknown";
+            a Hugging Face tokenizer gives its unknown token, which does not say which word).
+        unknown_only: it reads at least one word token and every one of them is unknown:
+            the model sees no word of the sentence.
+    """
+
+    tokens: int
+    limit: int
+    unknown: tuple[str, ...]
+    unknown_only: bool
+
+    @property
+    def cut(self) -> bool:
+        """The sentence is longer than the encoder reads."""
+        return self.tokens > self.limit
+
+
+#: A token holding a letter or digit (not a punctuation token such as ",").
+_WORDLIKE = re.compile(r"\w")
 
 
 def tokenize(sentence: str) -> list[str]:
@@ -259,6 +290,16 @@ class LSTMTextEncoder(nn.Module):
     def extra_repr(self) -> str:
         return f"vocabulary={len(self.vocab)} words, max_len={self.max_len}"
 
+    def inspect_sentence(self, sentence: str) -> SentenceTokens:
+        """How :meth:`forward` reads ``sentence``: its token count against ``max_len`` and the
+        words of the kept tokens that the vocabulary lacks."""
+        tokens = tokenize(sentence)
+        words = [w for w in tokens[: self.max_len] if _WORDLIKE.search(w)]
+        unknown = tuple(w for w in words if w not in self.vocab.ids)
+        return SentenceTokens(
+            len(tokens), self.max_len, unknown, bool(words) and unknown == tuple(words)
+        )
+
     def forward(self, sentences: Sequence[str]) -> TextFeatures:
         """Encode ``sentences`` (B strings; empty and non-ASCII are fine).
 
@@ -341,6 +382,21 @@ class HFTextEncoder(nn.Module):
         if self.freeze:
             self.model.eval()
         return self
+
+    def inspect_sentence(self, sentence: str) -> SentenceTokens:
+        """How :meth:`forward` reads ``sentence``: its token count (special tokens included)
+        against ``max_len``, and whether every non-special token it keeps is the tokenizer's
+        unknown token (WordPiece's ``[UNK]``; byte-level BPE tokenizers have none)."""
+        ids = list(self.tokenizer(sentence, truncation=False)["input_ids"])
+        unk = self.tokenizer.unk_token_id
+        special = set(self.tokenizer.all_special_ids) - {unk}
+        content = [i for i in ids[: self.max_len] if i not in special]
+        unknown = tuple(
+            str(self.tokenizer.unk_token) for i in content if unk is not None and i == unk
+        )
+        return SentenceTokens(
+            len(ids), self.max_len, unknown, bool(content) and len(unknown) == len(content)
+        )
 
     def forward(self, sentences: Sequence[str]) -> TextFeatures:
         """Encode ``sentences``; see :class:`TextFeatures` (C = the model's hidden size)."""

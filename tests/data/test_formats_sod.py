@@ -150,6 +150,17 @@ def test_zero_depth_can_be_invalid(tmp_path):
     assert not sample["aux_valid"][0, :4].any() and sample["aux_valid"][1:].all()
 
 
+def test_npz_maps_with_several_arrays_are_read_by_key(tmp_path):
+    write_set(tmp_path, ["1"], aux_ext=".npy")
+    (tmp_path / "depth" / "1.npy").unlink()
+    ramp = np.tile(np.linspace(0, 1, W), (H, 1)).astype(np.float32)
+    np.savez(tmp_path / "depth" / "1.npz", depth=ramp, confidence=np.ones((H, W)))
+    with pytest.raises(InputError, match="--aux-key"):
+        SODFolders(tmp_path)[0]
+    sample = SODFolders(tmp_path, aux_key="depth")[0]
+    np.testing.assert_allclose(sample["aux"], ramp, atol=1e-6)
+
+
 def test_find_sets_ignores_unrelated_folders(tmp_path):
     make_sod(tmp_path)
     (tmp_path / "notes").mkdir()

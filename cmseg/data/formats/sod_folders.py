@@ -166,6 +166,8 @@ class SODFolders(Reader):
         root: the dataset root (one set, or a folder of sets).
         sets: set folder names to read (default: all found, sorted by name).
         zero_is_invalid: treat depth value 0 as "no measurement" (``aux_valid`` False there).
+        aux_key: the array to read from ``.npz`` maps that hold several
+            (:func:`cmseg.io.read_aux`); None reads the only one.
         require_gt: when False a set without a GT folder is accepted (samples have no ``mask``).
         transform: called on each sample dict.
 
@@ -179,11 +181,13 @@ class SODFolders(Reader):
         *,
         sets: Sequence[str] | None = None,
         zero_is_invalid: bool = False,
+        aux_key: str | None = None,
         require_gt: bool = True,
         transform: Transform | None = None,
     ) -> None:
         self.root = Path(root)
         self.zero_is_invalid = zero_is_invalid
+        self.aux_key = aux_key or None
         self.transform = transform
         try:
             self.samples = index_sod(self.root, sets, require_gt=require_gt)
@@ -201,7 +205,7 @@ class SODFolders(Reader):
     def _load(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
         image = read_image(s.image)
-        aux, valid = read_aux(s.aux, zero_is_invalid=self.zero_is_invalid)
+        aux, valid = read_aux(s.aux, zero_is_invalid=self.zero_is_invalid, key=self.aux_key)
         same_size(s.image, image.shape, s.aux, aux.shape, "depth/thermal map")
         out: dict[str, Any] = {
             "image": image,

@@ -14,12 +14,22 @@ and ``segment(visual, sentences) -> output`` (a batch of one image shared by all
 sentences); :meth:`set_image` runs the first part once and every sentence runs only the second. Pre- and postprocessing are the training validation's
 (:func:`cmseg.tasks.ris.process.preprocess` / :func:`~cmseg.tasks.ris.process.postprocess`).
 
+Sentences are checked by :func:`cmseg.data.sentences.check_sentence` before any work: an
+empty, blank or punctuation-only sentence is a ``ValueError``, a non-``str`` a ``TypeError``
+(``predict(["a", "b"])`` and ``predict_sentences("the cup")``, which would otherwise read
+the string character by character, included). A sentence longer than the text encoder reads
+(CMPC's LSTM: 20 tokens; a Hugging Face encoder: its ``max_len``) or without a single word
+the vocabulary knows is still predicted, with a warning that says so (the first
+:data:`SHOWN_NOTES` of each kind; :attr:`RISPredictor.sentence_notes` counts them all).
+
 Inside: eval mode, ``torch.inference_mode()``, ``channels_last`` images, and on CUDA bfloat16
 autocast (``amp="auto"``; ``amp="off"`` keeps float32 everywhere).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +37,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from cmseg.data.sentences import check_sentence, check_sentences
 from cmseg.engine import inference
 from cmseg.engine.inference import AmpMode, DeviceLike, PathLike
 from cmseg.errors import InputError
 from cmseg.tasks.ris.process import check_image_size, postprocess, preprocess, restore_logits
 
 __all__ = ["RISPredictor"]
+
+log = logging.getLogger(__name__)
+
+#: Warnings of each kind (a sentence cut, a sentence without a known word) shown per predictor;
+#: later ones go to the debug log and are only counted in ``sentence_notes``.
+SHOWN_NOTES = 5
 
 
 class RISPredictor:
@@ -45,6 +62,10 @@ class RISPredictor:
         amp: ``auto`` (bfloat16 on CUDA when supported, float32 on CPU), ``off``, ``bf16`` or
             ``fp16`` (CUDA only; ignored on CPU).
         max_sentences: sentences per forward pass in :meth:`predict_sentences`.
+
+    Attributes:
+        sentence_notes: how many sentences were predicted with a warning, by kind: ``cut``
+            (longer than the text encoder reads) and ``unknown`` (no word in its vocabulary).
     """
 
     def __init__(
@@ -64,6 +85,7 @@ class RISPredictor:
         self.amp_dtype = self.runtime.amp_dtype
         self.image_size = check_image_size(image_size)
         self.max_sentences = max(1, int(max_sentences))
+        self.sentence_notes: Counter[str] = Counter()
         self._visual: Any = None
         self._hw: tuple[int, int] | None = None
 
@@ -125,19 +147,28 @@ class RISPredictor:
         """``bool (H, W)`` mask of the object ``sentence`` refers to, at the image's size.
 
         Raises:
+            TypeError: ``sentence`` is not a ``str`` (several go to :meth:`predict_sentences`).
+            ValueError: ``sentence`` is empty, blank or only punctuation.
             RuntimeError: :meth:`set_image` was not called first.
         """
-        return self.predict_sentences([sentence])[0]
+        return self.predict_sentences([_one_sentence(sentence)])[0]
 
     def predict_sentences(self, sentences: Sequence[str]) -> list[np.ndarray]:
-        """One ``bool (H, W)`` mask per sentence, in chunks of ``max_sentences`` per pass."""
+        """One ``bool (H, W)`` mask per sentence, in chunks of ``max_sentences`` per pass.
+
+        Raises:
+            TypeError: ``sentences`` is a bare ``str`` or holds a non-``str``.
+            ValueError: one of them is empty, blank or only punctuation (its position named).
+            RuntimeError: :meth:`set_image` was not called first.
+        """
+        sentences = check_sentences(sentences)
         hw = self._image_hw()
         return [postprocess(one, hw, self.image_size) for one in self._logits(sentences)]
 
     def predict_probability(self, sentence: str) -> np.ndarray:
         """``float32 (H, W)`` foreground probability in [0, 1] at the image's size (the mask
-        of :meth:`predict` is this map >= 0.5)."""
-        logits = self._logits([sentence])[0]
+        of :meth:`predict` is this map >= 0.5). Raises as :meth:`predict`."""
+        logits = self._logits([_one_sentence(sentence)])[0]
         restored = restore_logits(logits, self._image_hw(), self.image_size)
         return restored.sigmoid().cpu().numpy().astype(np.float32)
 
@@ -149,10 +180,36 @@ class RISPredictor:
             raise RuntimeError("RISPredictor.predict() called before set_image(image)")
         return self._hw
 
+    def _note(self, sentence: str) -> None:
+        """Warn when the text encoder reads less of ``sentence`` than it says (module doc)."""
+        inspect = getattr(getattr(self.model, "text_encoder", None), "inspect_sentence", None)
+        if inspect is None:
+            return  # a network without cmseg's text encoders: nothing to say
+        seen = inspect(sentence)
+        notes = []
+        if seen.cut:
+            notes.append(
+                ("cut", f"{seen.tokens} tokens, cut to the model's limit of {seen.limit}: "
+                 "the rest is not read")
+            )  # fmt: skip
+        if seen.unknown_only:
+            notes.append(
+                ("unknown", "none of its words is in the model's vocabulary "
+                 f"({', '.join(dict.fromkeys(seen.unknown))}): it reads only unknown words")
+            )  # fmt: skip
+        for kind, text in notes:
+            self.sentence_notes[kind] += 1
+            count = self.sentence_notes[kind]
+            level = logging.WARNING if count <= SHOWN_NOTES else logging.DEBUG
+            more = " (further warnings of this kind are logged at debug level)"
+            shown = sentence if len(sentence) <= 60 else sentence[:57] + "..."
+            log.log(level, "sentence %r: %s%s", shown, text, more if count == SHOWN_NOTES else "")
+
     def _logits(self, sentences: Sequence[str]) -> list[torch.Tensor]:
-        """Final logits ``1 x h x w`` (on the padded square) per sentence."""
+        """Final logits ``1 x h x w`` (on the padded square) per sentence (already checked)."""
         self._image_hw()
-        sentences = [str(s) for s in sentences]
+        for sentence in sentences:
+            self._note(sentence)
         out: list[torch.Tensor] = []
         with torch.inference_mode(), self.runtime.autocast():
             for start in range(0, len(sentences), self.max_sentences):
@@ -161,3 +218,13 @@ class RISPredictor:
                 final = output.final if hasattr(output, "final") else output
                 out.extend(final.float())
         return out
+
+
+def _one_sentence(sentence: Any) -> str:
+    """``sentence`` when it is one sentence; a list gets a pointer to ``predict_sentences``."""
+    if isinstance(sentence, (list, tuple)):
+        raise TypeError(
+            f"predict() takes one sentence (a str), got a {type(sentence).__name__} of "
+            f"{len(sentence)}: use predict_sentences() for several"
+        )
+    return check_sentence(sentence)

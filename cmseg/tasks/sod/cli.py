@@ -4,11 +4,15 @@ maps::
     cmseg predict sod --checkpoint runs/sod/best --rgb images/ --aux depth/ --out maps/
     cmseg predict sod --checkpoint runs/sod/best --rgb a.jpg --aux a_depth.png --out maps/
 
-* ``--rgb`` / ``--input`` (repeatable): image files or folders of images;
+* ``--rgb`` / ``--input`` (several values, repeatable): image files, folders of images or
+  patterns (``--rgb 'photos/*.jpg'``, or the paths a shell expands it to);
 * ``--aux``: one depth/thermal file (with a single image) or a folder of maps paired with the
   images **by name stem** (``0001.jpg`` <-> ``0001.png`` / ``0001.npy``); images without a map
   are all listed in one error line before anything runs. Not needed for a checkpoint trained
   with ``data.options.zero_aux=true`` (RGB-only);
+* ``--aux-key KEY``: the array to read from ``.npz`` maps that hold several (default: the
+  checkpoint's ``data.options.aux_key``; a map that holds several without a key fails,
+  naming its arrays);
 * writes ``<out>/<stem>.png``: a 0..255 grey map at the image's original size;
 * an aux map whose size differs from its image is resized to the image size, with a warning;
   NaN, +/-inf (``.npy``/``.npz``/float TIFF) are holes, set to 0 after the per-image
@@ -29,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from cmseg.data.pairing import index_by_stem
-from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem, shown
+from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem, collect_images, shown
 from cmseg.errors import CmsegError, InputError
-from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, check_file, read_aux, read_image
+from cmseg.io import AUX_EXTENSIONS, check_file, read_aux, read_image
 
 __all__ = ["SODItem", "collect_sod_inputs", "PREDICT"]
 
@@ -45,33 +49,6 @@ class SODItem:
     stem: str
     rgb: Path
     aux: Path | None
-
-
-def _collect_images(inputs: Sequence[str]) -> dict[str, Path]:
-    """``stem -> image`` over every ``--input`` file or folder; a stem given twice is an error
-    (both would write ``<stem>.png``)."""
-    images: dict[str, Path] = {}
-    for text in inputs:
-        path = Path(text)
-        if path.is_dir():
-            dupes: list[str] = []
-            found = index_by_stem(path, extensions=IMAGE_EXTENSIONS, problems=dupes)
-            if dupes:
-                raise InputError(*dupes[0].split(": ", 1))  # "<folder>/<stem>: ambiguous ..."
-            if not found:
-                raise InputError(path, f"folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-        elif path.is_file():
-            check_file(path, IMAGE_EXTENSIONS)
-            found = {path.stem: path}
-        else:
-            raise InputError(path, "no such file or folder")
-        for stem, file in found.items():
-            if stem in images and images[stem] != file:
-                raise InputError(
-                    file, f"same name as {images[stem]}: both would be written as {stem}.png"
-                )
-            images[stem] = file
-    return images
 
 
 def _pair_with_folder(images: dict[str, Path], aux_path: Path) -> list[SODItem]:
@@ -109,7 +86,7 @@ def collect_sod_inputs(inputs: Sequence[str], aux: str | None, *, need_aux: bool
     Raises:
         InputError: a missing path, an image without its map (all listed in one line), ...
     """
-    images = _collect_images(inputs)
+    images = collect_images(inputs)
     if aux is None and need_aux:
         raise InputError(
             inputs[0],
@@ -140,37 +117,49 @@ def _as_work(items: Sequence[SODItem]) -> list[PredictItem]:
     ]
 
 
-def _read(item: SODItem) -> tuple[Any, Any]:
-    """Read one item's image and map (in a worker thread)."""
+def _read(item: SODItem, aux_key: str | None = None) -> tuple[Any, Any]:
+    """Read one item's image and map (in a worker thread); ``aux_key`` picks the array of an
+    ``.npz`` map that holds several."""
     rgb = read_image(item.rgb)
     if item.aux is None:
         return rgb, None
-    aux, valid = read_aux(item.aux)
+    aux, valid = read_aux(item.aux, key=aux_key)
     if not valid.any():
         log.warning("%s: no finite value in the map; predicting with an all-zero map", item.aux)
     return rgb, aux
 
 
 def _read_ahead(
-    pool: ThreadPoolExecutor, batches: Sequence[Sequence[PredictItem]]
+    pool: ThreadPoolExecutor, batches: Sequence[Sequence[PredictItem]], aux_key: str | None
 ) -> Iterator[tuple[Sequence[PredictItem], list[Future[Any]]]]:
     """Each batch with its read futures; the next batch is read while this one is used."""
-    pending = [pool.submit(_read, item.payload) for item in batches[0]] if batches else []
+
+    def submit(batch: Sequence[PredictItem]) -> list[Future[Any]]:
+        return [pool.submit(_read, item.payload, aux_key) for item in batch]
+
+    pending = submit(batches[0]) if batches else []
     for i, batch in enumerate(batches):
         current = pending
         if i + 1 < len(batches):
-            pending = [pool.submit(_read, item.payload) for item in batches[i + 1]]
+            pending = submit(batches[i + 1])
         yield batch, current
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--rgb", "--input", dest="input", action="append", required=True,
-        metavar="FILE_OR_DIR", help="image file(s) or folder(s) of images (repeatable)",
+        "--rgb", "--input", dest="input", action="extend", nargs="+", required=True,
+        metavar="PATH",
+        help="image files, folders of images or patterns such as 'dir/*.jpg' (several after "
+        "one flag, and repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--aux", default=None, metavar="FILE_OR_DIR",
         help="depth or thermal map (one image) or a folder of maps named like the images",
+    )  # fmt: skip
+    parser.add_argument(
+        "--aux-key", default=None, metavar="KEY",
+        help="the array to read from .npz maps that hold several, e.g. depth "
+        "(default: the checkpoint's data.options.aux_key)",
     )  # fmt: skip
 
 
@@ -199,6 +188,18 @@ def _prepare(
     return items
 
 
+def _aux_key(args: argparse.Namespace) -> str | None:
+    """``--aux-key``, else the ``data.options.aux_key`` the checkpoint was trained with."""
+    if args.aux_key:
+        return str(args.aux_key)
+    from cmseg.engine.checkpoint import load_checkpoint_meta
+
+    options = ((load_checkpoint_meta(args.checkpoint).get("config") or {}).get("data") or {}).get(
+        "options"
+    ) or {}
+    return str(options.get("aux_key") or "") or None
+
+
 def _predict(
     predictor: Any, items: Sequence[PredictItem], args: argparse.Namespace
 ) -> Iterator[Outcome]:
@@ -206,7 +207,7 @@ def _predict(
     out = Path(args.out)
     batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cmseg-read") as pool:
-        for batch, futures in _read_ahead(pool, batches):
+        for batch, futures in _read_ahead(pool, batches, _aux_key(args)):
             ready: list[tuple[PredictItem, Any, Any]] = []
             for item, future in zip(batch, futures, strict=True):
                 try:

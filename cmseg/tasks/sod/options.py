@@ -12,6 +12,9 @@ key                   default  meaning
                                checkpoint's setting and then needs no aux map)
 ``zero_is_invalid``   false    depth value 0 means "no measurement" (excluded from the per-image
                                normalisation and set to 0)
+``aux_key``           ""       the array to read from ``.npz`` aux maps holding several
+                               (``cmseg predict sod --aux-key`` at prediction); "" reads the
+                               only one
 ``val_root``          ""       folder holding ``data.val_sets`` when it is not ``data.root``
                                (SPNet's zips keep ``TrainDataset/`` and ``TestingSet/<set>/``
                                apart)
@@ -40,6 +43,7 @@ class SODOptions:
 
     zero_aux: bool = False
     zero_is_invalid: bool = False
+    aux_key: str = ""
     val_root: str = ""
     mask_pepper: bool = True
     aux_noise: float = 0.0

@@ -245,3 +245,37 @@ def test_predict_cli_path_errors_are_one_line(checkpoint, tmp_path, capsys):
                      "--aux", str(tmp_path / "d"), "--out", str(tmp_path / out)]) == 2  # fmt: skip
         assert "would overwrite this input" in capsys.readouterr().err
     assert np.array_equal(read_grey(tmp_path / "d" / "q.png"), depth)
+
+
+def test_predict_cli_chooses_the_array_of_npz_maps_and_expands_patterns(checkpoint, tmp_path):
+    rng = np.random.default_rng(7)
+    for name in ("p", "q"):
+        rgb, depth = images(rng, 32, 40)
+        write_image(tmp_path / "rgb" / f"{name}.png", rgb)
+        (tmp_path / "aux").mkdir(exist_ok=True)
+        np.savez(tmp_path / "aux" / f"{name}.npz", depth=depth, confidence=np.ones((32, 40)))
+    args = ["predict", "sod", "--checkpoint", str(checkpoint), "--aux", str(tmp_path / "aux")]
+    args += ["--device", "cpu", "--rgb", str(tmp_path / "rgb" / "*.png")]  # unexpanded pattern
+    result = cmseg(*args, "--out", str(tmp_path / "o1"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "holds 2 arrays (confidence, depth)" in result.stderr and "--aux-key" in result.stderr
+    assert main([*args, "--out", str(tmp_path / "o2"), "--aux-key", "depth"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["p.png", "q.png"]
+    # several paths after one --rgb, as a shell expands rgb/*.png
+    shell = [str(tmp_path / "rgb" / "p.png"), str(tmp_path / "rgb" / "q.png")]
+    assert (
+        main([*args[:-2], "--rgb", *shell, "--out", str(tmp_path / "o3"), "--aux-key", "depth"])
+        == 0
+    )
+    for name in ("p.png", "q.png"):
+        assert np.array_equal(read_grey(tmp_path / "o3" / name), read_grey(tmp_path / "o2" / name))
+    # a checkpoint trained with data.options.aux_key reads the same array without the flag
+    keyed = make_checkpoint(tmp_path / "keyed", "data.options.aux_key=depth")
+    assert (
+        main(
+            [*args[:-2], "--rgb", *shell, "--out", str(tmp_path / "o4")]
+            + ["--checkpoint", str(keyed)]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "o4").iterdir()) == ["p.png", "q.png"]
