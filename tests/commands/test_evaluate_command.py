@@ -281,14 +281,13 @@ def test_vos_missing_frames(tmp_path):
     report = evaluate_folders(
         load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True
     )
-    assert (
-        report.num_scored == 3
-        and "1 frame(s) without prediction scored as empty" in report.other[0]
-    )
+    assert report.num_scored == 3
+    assert "1 frame(s) without prediction (scored as empty)" in report.missing[0]
     strict = evaluate_folders(
         load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False
     )
-    assert strict.num_scored == 2 and "1 frame(s) without prediction" in strict.unreadable[0]
+    # the same problems with and without --allow-missing (issue 15, item 7)
+    assert strict.missing == report.missing and not strict.unreadable and not strict.other
     out = cli("rvos", "--pred", "pred", "--gt", "gt", cwd=tmp_path)
     assert out.returncode == 2 and "frame(s) without prediction" in out.stderr
 

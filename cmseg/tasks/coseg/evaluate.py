@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmseg.engine.eval_adapter import EvalAdapter, Job, keyed, nested_pairs, resize_to_shape
+from cmseg.engine.eval_adapter import (
+    EvalAdapter,
+    Findings,
+    Job,
+    fit_to_gt,
+    keyed,
+    nested_pairs,
+    resize_to_shape,
+)
 from cmseg.io import read_grey, read_mask
 
 __all__ = ["ADAPTER"]
@@ -20,13 +28,17 @@ def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
     return CosegEvaluator(**options)
 
 
-def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+def _bilinear(pred: Any, shape: tuple[int, ...]) -> Any:
+    return resize_to_shape(pred, shape, nearest=False)
+
+
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
+    findings = Findings()
     pred, gt = read_grey(job.pred), read_mask(job.gt)
-    if pred.shape != gt.shape:
-        pred = resize_to_shape(pred, gt.shape, nearest=False)
+    pred = fit_to_gt(pred, gt.shape, job.pred, findings, _bilinear)
     cls, name = job.key.split("/", 1)
     evaluator.update(pred, gt, cls=cls, name=name)
-    return []
+    return findings
 
 
 def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:

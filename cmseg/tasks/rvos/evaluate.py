@@ -6,7 +6,8 @@
 
 With no protocol named, indexed ground truth is scored with ``davis`` and expression folders
 with ``ytvos``. A prediction frame of another size than its ground truth is resized to it
-(nearest neighbour). :func:`vos_adapter` also serves ``fsrvos`` (the same layouts, CMA's
+(nearest neighbour) and counted; a missing, unreadable or mismatched one is scored as an empty
+mask and listed. :func:`vos_adapter` also serves ``fsrvos`` (the same layouts, CMA's
 boundary tolerance).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cmseg.data.pairing import Pairing, index_by_stem, index_subfolders, pair_by_key, require_dir
-from cmseg.engine.eval_adapter import EvalAdapter, Job, resize_to_shape
+from cmseg.engine.eval_adapter import EvalAdapter, Findings, Job, fit_to_gt, resize_mask
 from cmseg.errors import InputError
 from cmseg.io import read_grey, read_index_mask, read_mask
 
@@ -103,36 +104,50 @@ def _read_gt(frames: Mapping[str, Path], protocol: str) -> np.ndarray:
     return np.stack(gts)
 
 
-def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
-    """Score one video or expression: every annotated frame, a missing prediction frame
-    scored as empty only with ``allow_missing``."""
+def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
+    """Score one video or expression on every annotated frame. A prediction frame that is
+    missing, unreadable or of another image is scored as an empty mask and listed, the video
+    kept (the same with and without ``allow_missing``)."""
     gt_frames = index_by_stem(job.gt)
     if not gt_frames:
         raise InputError(job.gt, "no annotated frames")
-    pred_frames = index_by_stem(job.pred)
-    missing = [stem for stem in gt_frames if stem not in pred_frames]
-    if missing and not allow_missing:
-        raise InputError(job.pred, f"{len(missing)} frame(s) without prediction, e.g. {missing[0]}")
     gts = _read_gt(gt_frames, protocol)
-    preds = []
-    for stem in gt_frames:
-        if stem not in pred_frames:  # only with allow_missing: scored as an empty prediction
-            preds.append(np.zeros(gts.shape[1:], dtype=gts.dtype))
-            continue
-        p = _read_pred_frame(pred_frames[stem], protocol)
-        if p.shape != gts.shape[1:]:
-            p = resize_to_shape(p.astype(np.uint8), gts.shape[1:], nearest=True)
-        preds.append(p)
+    findings = Findings()
+    preds = _read_predictions(job.pred, list(gt_frames), gts, protocol, findings)
     try:
-        evaluator.update(np.stack(preds), gts, job.key)
+        evaluator.update(preds, gts, job.key)
     except ValueError as err:
         raise InputError(job.pred, str(err)) from None
+    return findings
+
+
+def _read_predictions(
+    folder: Path, stems: list[str], gts: np.ndarray, protocol: str, findings: Findings
+) -> np.ndarray:
+    """The prediction frames of ``stems`` stacked ``(T, H, W)`` at the ground truth's size;
+    an empty mask for each frame that is missing (one ``missing`` line per folder),
+    unreadable or of another image (a problem each)."""
+    found = index_by_stem(folder) if folder.is_dir() else {}
+    shape = gts.shape[1:]
+    preds, missing = [], []
+    for stem in stems:
+        empty = np.zeros(shape, dtype=gts.dtype)
+        if stem not in found:
+            missing.append(stem)
+            preds.append(empty)
+            continue
+        try:
+            frame = _read_pred_frame(found[stem], protocol)
+            preds.append(fit_to_gt(frame, shape, found[stem], findings, resize_mask))
+        except InputError as err:  # scored like a missing frame
+            findings.problem(err)
+            preds.append(empty)
     if missing:
-        return [
-            f"{job.pred}: {len(missing)} frame(s) without prediction scored as empty, "
+        findings.missing.append(
+            f"{folder}: {len(missing)} frame(s) without prediction (scored as empty), "
             f"e.g. {missing[0]}"
-        ]
-    return []
+        )
+    return np.stack(preds)
 
 
 def summarise(evaluator: Any, protocol: str) -> dict[str, Any]:

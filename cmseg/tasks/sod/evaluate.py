@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs
+from cmseg.engine.eval_adapter import EvalAdapter, Findings, Job, fit_to_gt, flat_pairs
 from cmseg.io import read_grey
 
 __all__ = ["ADAPTER", "COLUMNS"]
@@ -38,16 +38,16 @@ def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
     return SODEvaluator()
 
 
-def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
+    if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
+        from cmseg.metrics.sod_spnet import resize_to
+    else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
+        from cmseg.metrics.sod import resize_to
+    findings = Findings()
     pred, gt = read_grey(job.pred), read_grey(job.gt)
-    if pred.shape != gt.shape:
-        if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
-            from cmseg.metrics.sod_spnet import resize_to
-        else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
-            from cmseg.metrics.sod import resize_to
-        pred = resize_to(pred, gt.shape)
+    pred = fit_to_gt(pred, gt.shape, job.pred, findings, resize_to)
     evaluator.update(pred, gt, name=job.key)
-    return []
+    return findings
 
 
 def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
