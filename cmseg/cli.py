@@ -240,8 +240,8 @@ def _protocols_help() -> str:
         for target, (_, hook) in evaluation_targets().items()
     )
     return (
-        f"{listed} (default: the first, or for rvos/fsrvos davis for indexed masks and ytvos "
-        "for expression folders)"
+        f"{listed} (default: the first; for indexed masks davis, for expression folders ytvos "
+        "(rvos) or cma (fsrvos))"
     )
 
 
@@ -295,6 +295,14 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         default=None,
         help="rvos / fsrvos: boundary tolerance as a fraction of the diagonal (< 1) or in pixels (>= 1); "
         "default 0.008 (rvos, DAVIS) and 0.010 (fsrvos, CMA)",
+    )
+    p.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fsrvos, cma protocol: score frames and GT at short side N (default 360, CMA's "
+        "resolution; 0: the native resolution)",
     )
     p.add_argument(
         "--allow-missing",

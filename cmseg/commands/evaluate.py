@@ -50,7 +50,7 @@ def parse_pred_args(values: list[str]) -> list[tuple[str, Path]]:
 
 
 #: Command-line flags that set a protocol option: flag -> option name.
-OPTION_FLAGS = {"--threshold": "threshold", "--bound-th": "bound_th"}
+OPTION_FLAGS = {"--threshold": "threshold", "--bound-th": "bound_th", "--short-side": "short_side"}
 
 
 def _options(args: argparse.Namespace, adapter: EvalAdapter) -> dict[str, Any]:

@@ -248,6 +248,7 @@ def _videos(seed: int = 0) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]
         ("rvos", "indexed", "davis"),
         ("rvos", "expressions", "ytvos"),
         ("fsrvos", "expressions", "ytvos"),
+        ("fsrvos", "expressions", "cma"),
         ("rvos", "expressions", "mevis"),
     ],
 )
@@ -264,7 +265,8 @@ def test_vos_folders_match_the_metric_module(tmp_path, task, layout, protocol):
                 direct.update(np.stack(preds) == obj, np.stack(gts) == obj, f"{video}/{obj - 1}")
         else:
             direct.update(np.stack(preds), np.stack(gts), video)
-    chosen = None if protocol != "mevis" else "mevis"  # davis / ytvos are chosen from the layout
+    # davis, ytvos (rvos) and cma (fsrvos) are chosen from the layout
+    chosen = protocol if protocol == "mevis" or (task, protocol) == ("fsrvos", "ytvos") else None
     result = evaluate_folders(
         load_evaluation(task), tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2
     ).result

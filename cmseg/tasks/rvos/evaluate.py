@@ -22,7 +22,7 @@ import numpy as np
 
 from cmseg.data.pairing import Pairing, index_by_stem, index_subfolders, pair_by_key, require_dir
 from cmseg.engine.eval_adapter import EvalAdapter, Findings, Job, fit_to_gt, resize_mask
-from cmseg.errors import InputError
+from cmseg.errors import CmsegError, InputError
 from cmseg.io import read_grey, read_index_mask, read_mask
 
 __all__ = ["vos_adapter", "ADAPTER", "COLUMNS"]
@@ -63,9 +63,10 @@ def _units(root: Path, expression_layout: bool) -> dict[str, Path]:
     return found
 
 
-def choose_protocol(gt: Path) -> str:
-    """davis for indexed ``<video>/<frame>.png`` ground truth, else ytvos."""
-    return "ytvos" if is_expression_layout(require_dir(gt, "ground-truth")) else "davis"
+def choose_protocol(gt: Path, expression_default: str = "ytvos") -> str:
+    """davis for indexed ``<video>/<frame>.png`` ground truth, else ``expression_default``."""
+    expressions = is_expression_layout(require_dir(gt, "ground-truth"))
+    return expression_default if expressions else "davis"
 
 
 def collect(pred: Path, gt: Path, protocol: str) -> Pairing:
@@ -87,10 +88,19 @@ def collect(pred: Path, gt: Path, protocol: str) -> Pairing:
 
 def new_evaluator(protocol: str, options: dict[str, Any], *, default_bound_th: float) -> Any:
     """A :class:`~cmseg.metrics.vos.VOSEvaluator`; ``bound_th`` (option) defaults to the
-    task's tolerance, as a fraction of the image diagonal (< 1) or in pixels (>= 1)."""
+    task's tolerance, as a fraction of the image diagonal (< 1) or in pixels (>= 1);
+    ``short_side`` (option, ``cma`` only) to CMA's 360 (0: the native resolution)."""
     from cmseg.metrics.vos import VOSEvaluator
 
-    return VOSEvaluator(protocol, bound_th=options.get("bound_th", default_bound_th))
+    short_side = options.get("short_side")
+    if short_side is not None and protocol != "cma":
+        raise CmsegError(f"--short-side applies to the cma protocol only, not {protocol}")
+    try:
+        return VOSEvaluator(
+            protocol, bound_th=options.get("bound_th", default_bound_th), short_side=short_side
+        )
+    except ValueError as err:
+        raise CmsegError(f"{protocol} protocol: {err}") from None
 
 
 def _read_gt(frames: Mapping[str, Path], protocol: str) -> np.ndarray:
@@ -113,7 +123,9 @@ def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findi
         raise InputError(job.gt, "no annotated frames")
     gts = _read_gt(gt_frames, protocol)
     findings = Findings()
-    preds = _read_predictions(job.pred, list(gt_frames), gts, protocol, findings)
+    # cma: a prediction already at CMA's scoring size is taken as it is, not resized
+    scoring = evaluator.scoring_shape(*gts.shape[1:]) if protocol == "cma" else None
+    preds = _read_predictions(job.pred, list(gt_frames), gts, protocol, findings, scoring)
     try:
         evaluator.update(preds, gts, job.key)
     except ValueError as err:
@@ -122,11 +134,17 @@ def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findi
 
 
 def _read_predictions(
-    folder: Path, stems: list[str], gts: np.ndarray, protocol: str, findings: Findings
+    folder: Path,
+    stems: list[str],
+    gts: np.ndarray,
+    protocol: str,
+    findings: Findings,
+    scoring: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The prediction frames of ``stems`` stacked ``(T, H, W)`` at the ground truth's size;
-    an empty mask for each frame that is missing (one ``missing`` line per folder),
-    unreadable or of another image (a problem each)."""
+    """The prediction frames of ``stems`` stacked ``(T, H, W)`` at the ground truth's size
+    (or all at the ``scoring`` size when the first is); an empty mask for each frame that is
+    missing (one ``missing`` line per folder), unreadable or of another image (a problem
+    each)."""
     found = index_by_stem(folder) if folder.is_dir() else {}
     shape = gts.shape[1:]
     preds, missing = [], []
@@ -138,7 +156,9 @@ def _read_predictions(
             continue
         try:
             frame = _read_pred_frame(found[stem], protocol)
-            preds.append(fit_to_gt(frame, shape, found[stem], findings, resize_mask))
+            if frame.shape != scoring:
+                frame = fit_to_gt(frame, shape, found[stem], findings, resize_mask)
+            preds.append(frame)
         except InputError as err:  # scored like a missing frame
             findings.problem(err)
             preds.append(empty)
@@ -147,7 +167,16 @@ def _read_predictions(
             f"{folder}: {len(missing)} frame(s) without prediction (scored as empty), "
             f"e.g. {missing[0]}"
         )
+    if scoring is not None and any(p.shape == scoring for p in preds):  # one size for all
+        preds = [p if p.shape == scoring else _to_size(p, scoring) for p in preds]
     return np.stack(preds)
+
+
+def _to_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """cma: a frame at the GT's size brought to the scoring size (bilinear, ``> 0.5``)."""
+    from cmseg.metrics.vos.cma import resize_masks
+
+    return resize_masks(mask[None] != 0, shape)[0]
 
 
 def summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
@@ -159,18 +188,29 @@ def summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
     }
 
 
-def vos_adapter(name: str, default_bound_th: float) -> EvalAdapter:
+def vos_adapter(
+    name: str,
+    default_bound_th: float,
+    *,
+    protocols: tuple[str, ...] = ("davis", "mevis", "ytvos"),
+    expression_default: str = "ytvos",
+    options: frozenset[str] = frozenset({"bound_th"}),
+) -> EvalAdapter:
     """The evaluation of a referring-video task (module docstring).
 
     Args:
         name: the task (``rvos`` or ``fsrvos``).
         default_bound_th: the boundary tolerance of F when ``bound_th`` is not given.
+        protocols: the protocols offered (the first is the default of the API).
+        expression_default: the protocol chosen for ``<video>/<expression>/`` ground truth.
+        options: the protocol options taken (``bound_th``; fsrvos also ``short_side``).
     """
     return EvalAdapter(
-        name, ("davis", "mevis", "ytvos"), collect=collect,
+        name, protocols, collect=collect,
         new_evaluator=functools.partial(new_evaluator, default_bound_th=default_bound_th),
         score=score, summarise=summarise, columns=COLUMNS, chunk_size=1,  # a job is a video
-        options=frozenset({"bound_th"}), choose_protocol=choose_protocol,
+        options=options,
+        choose_protocol=functools.partial(choose_protocol, expression_default=expression_default),
     )  # fmt: skip
 
 
