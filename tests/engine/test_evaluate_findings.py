@@ -54,7 +54,7 @@ def image_task(root: Path, task: str, sizes: dict[str, tuple[int, int]]) -> tupl
     return root / "pred", root / "gt"
 
 
-TASKS = [("sod", None), ("ris", None), ("coseg", "ssnm")]
+TASKS = [("sod", None), ("ris", None), ("coseg", "ssnm"), ("coseg", "native")]
 
 
 @pytest.mark.parametrize(("task", "protocol"), TASKS)
