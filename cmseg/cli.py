@@ -241,7 +241,7 @@ def _protocols_help() -> str:
     )
     return (
         f"{listed} (default: the first; for indexed masks davis, for expression folders ytvos "
-        "(rvos) or cma (fsrvos))"
+        "(rvos) or cma (fsrvos), for a MeViS split folder mevis)"
     )
 
 
@@ -263,7 +263,11 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         help="prediction folder; repeat as NAME=DIR to compare several methods in one table",
     )
     p.add_argument(
-        "--gt", required=True, metavar="DIR", help="ground-truth folder (or JSON file for a2d)"
+        "--gt",
+        required=True,
+        metavar="DIR",
+        help="ground-truth folder (a2d: a JSON file; rvos mevis: also a MeViS split folder "
+        "holding mask_dict.json and meta_expressions.json)",
     )
     p.add_argument(
         "--protocol",

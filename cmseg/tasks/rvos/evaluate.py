@@ -2,10 +2,14 @@
 (``davis``), MeViS (``mevis``) or Ref-YouTube-VOS (``ytvos``). Layouts:
 
 * ``davis``: ``<dir>/<video>/<frame>.png`` indexed masks (0 background, k = object k);
-* ``mevis``, ``ytvos``: ``<dir>/<video>/<expression_id>/<frame>.png`` binary masks.
+* ``mevis``, ``ytvos``: ``<dir>/<video>/<expression_id>/<frame>.png`` binary masks;
+* ``mevis`` also: the ground truth as MeViS ships it, a split folder with
+  ``meta_expressions.json`` and ``mask_dict.json`` (:mod:`cmseg.data.formats.mevis_masks`).
+  Under ``mevis`` an expression without predictions scores J = F = 0, as MeViS's
+  ``eval_mevis.py`` does (counted in the notes, ``scored_as_zero``), not a missing pair.
 
-With no protocol named, indexed ground truth is scored with ``davis`` and expression folders
-with ``ytvos``. A prediction frame of another size than its ground truth is resized to it
+With no protocol named, a MeViS split folder is scored with ``mevis``, indexed ground truth
+with ``davis`` and expression folders with ``ytvos``. A prediction frame of another size than its ground truth is resized to it
 (nearest neighbour) and counted; a missing, unreadable or mismatched one is scored as an empty
 mask and listed. :func:`vos_adapter` also serves ``fsrvos`` (the same layouts, CMA's
 boundary tolerance).
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from cmseg.data.formats.mevis_masks import is_mevis_split, mevis_masks, read_mevis_targets
 from cmseg.data.pairing import Pairing, index_by_stem, index_subfolders, pair_by_key, require_dir
 from cmseg.engine.eval_adapter import EvalAdapter, Findings, Job, fit_to_gt, resize_mask
 from cmseg.errors import CmsegError, InputError
@@ -64,14 +69,36 @@ def _units(root: Path, expression_layout: bool) -> dict[str, Path]:
 
 
 def choose_protocol(gt: Path, expression_default: str = "ytvos") -> str:
-    """davis for indexed ``<video>/<frame>.png`` ground truth, else ``expression_default``."""
-    expressions = is_expression_layout(require_dir(gt, "ground-truth"))
-    return expression_default if expressions else "davis"
+    """mevis for a MeViS split folder, davis for indexed ``<video>/<frame>.png`` ground
+    truth, else ``expression_default``."""
+    if is_mevis_split(require_dir(gt, "ground-truth")):
+        return "mevis"
+    return expression_default if is_expression_layout(gt) else "davis"
 
 
 def collect(pred: Path, gt: Path, protocol: str) -> Pairing:
-    """Pair the videos (davis) or the expressions of each video (mevis, ytvos) by name."""
+    """Pair the videos (davis) or the expressions of each video (the others) by name; under
+    mevis every expression of the ground truth is a pair, those without a prediction folder
+    scored J = F = 0 as MeViS's script does."""
     pred, gt = require_dir(pred, "prediction"), require_dir(gt, "ground-truth")
+    if is_mevis_split(gt):
+        if protocol != "mevis":
+            raise InputError(
+                gt, f"a MeViS split folder (mask_dict.json) is scored with the mevis protocol, "
+                f"not {protocol}",
+            )  # fmt: skip
+        targets, problems = read_mevis_targets(gt)
+        pairing = pair_by_key(_units(pred, True), dict.fromkeys(targets, gt), problems)
+    else:
+        pairing = _collect_folders(pred, gt, protocol)
+    if protocol == "mevis":  # no prediction: J = F = 0 in score, not a missing pair
+        pairing.pairs = sorted([*pairing.pairs, *((k, pred / k, g) for k, g in pairing.missing)])
+        pairing.missing = []
+    return pairing
+
+
+def _collect_folders(pred: Path, gt: Path, protocol: str) -> Pairing:
+    """``collect`` of PNG ground truth: ``<video>/<frame>`` or ``<video>/<expression>/``."""
     expression_layout = is_expression_layout(gt)
     if protocol == "davis" and expression_layout:
         raise InputError(
@@ -114,18 +141,31 @@ def _read_gt(frames: Mapping[str, Path], protocol: str) -> np.ndarray:
     return np.stack(gts)
 
 
+#: What the note ``scored_as_zero`` counts.
+ZERO_TEXT = "expression(s) without prediction scored J = F = 0, as MeViS's script does"
+
+
 def score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
     """Score one video or expression on every annotated frame. A prediction frame that is
     missing, unreadable or of another image is scored as an empty mask and listed, the video
-    kept (the same with and without ``allow_missing``)."""
-    gt_frames = index_by_stem(job.gt)
-    if not gt_frames:
+    kept (the same with and without ``allow_missing``); under mevis an expression without a
+    prediction folder scores J = F = 0 (note ``scored_as_zero``)."""
+    target = read_mevis_targets(job.gt)[0][job.key] if is_mevis_split(job.gt) else None
+    gt_frames = {} if target else index_by_stem(job.gt)
+    stems = list(target.frames) if target else list(gt_frames)
+    if not stems:
         raise InputError(job.gt, "no annotated frames")
-    gts = _read_gt(gt_frames, protocol)
     findings = Findings()
+    if protocol == "mevis" and not job.pred.is_dir():
+        evaluator.add_zero(job.key, len(stems))
+        findings.note("scored_as_zero", f"{job.pred}: no prediction folder", ZERO_TEXT)
+        return findings
+    gts = (
+        mevis_masks(target, job.gt / "mask_dict.json") if target else _read_gt(gt_frames, protocol)
+    )
     # cma: a prediction already at CMA's scoring size is taken as it is, not resized
     scoring = evaluator.scoring_shape(*gts.shape[1:]) if protocol == "cma" else None
-    preds = _read_predictions(job.pred, list(gt_frames), gts, protocol, findings, scoring)
+    preds = _read_predictions(job.pred, stems, gts, protocol, findings, scoring)
     try:
         evaluator.update(preds, gts, job.key)
     except ValueError as err:
