@@ -8,33 +8,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cmseg.cli import main
 from cmseg.engine.eval_adapter import ASPECT_TOLERANCE
 from cmseg.engine.evaluate import evaluate_folders
 from cmseg.errors import CmsegError
 from cmseg.io import write_png
 from cmseg.tasks import load_evaluation
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), CMSEG_PROGRESS="0")
-    return subprocess.run(
-        [sys.executable, "-m", "cmseg", "evaluate", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``cmseg evaluate ARGS`` in this process: (exit code, stderr)."""
+    capsys.readouterr()
+    code = main(["evaluate", *args])
+    return code, capsys.readouterr().err
 
 
 def square(h: int, w: int) -> np.ndarray:
@@ -69,7 +60,7 @@ def test_resized_predictions_are_counted_and_warned_about_once(tmp_path, caplog,
 
 
 @pytest.mark.parametrize(("task", "protocol"), TASKS)
-def test_another_aspect_ratio_is_a_problem(tmp_path, task, protocol):
+def test_another_aspect_ratio_is_a_problem(tmp_path, capsys, task, protocol):
     # 40x60 (1.5) vs 40x64 (1.6): 6.7 % off; 40x61 is 1.7 % off and only resized
     pred, gt = image_task(tmp_path, task, {"im1": (40, 64), "im2": (40, 61)})
     adapter = load_evaluation(task)
@@ -80,10 +71,10 @@ def test_another_aspect_ratio_is_a_problem(tmp_path, task, protocol):
     assert loose.other == strict.other and loose.num_scored == 3
     assert loose.result["notes"] == {"resized": 1}
     assert ASPECT_TOLERANCE == 0.02
-    sub = [tmp_path / "pred", tmp_path / "gt"]
-    out = cli(task, "--pred", str(sub[0]), "--gt", str(sub[1]), cwd=tmp_path)
-    assert out.returncode == 2 and "aspect ratio" in out.stderr, out.stderr
-    assert "0 missing, 0 extra, 0 unreadable, 1 other" in out.stderr
+    args = ["--pred", str(pred), "--gt", str(gt), "--workers", "1"]
+    code, err = cli(capsys, task, *args, *(["--protocol", protocol] if protocol else []))
+    assert code == 2 and "aspect ratio" in err, err
+    assert "0 missing, 0 extra, 0 unreadable, 1 other" in err
 
 
 def test_problem_counts_do_not_depend_on_allow_missing(tmp_path):
@@ -121,7 +112,7 @@ def _video(root: Path, frames: int = 4) -> None:
         write_png(root / "pred" / "v0" / "0" / f"{t:05d}.png", square(40, 60))
 
 
-def test_unreadable_video_frame_is_scored_as_empty_and_counted_the_same(tmp_path):
+def test_unreadable_video_frame_is_scored_as_empty_and_counted_the_same(tmp_path, capsys):
     _video(tmp_path)
     (tmp_path / "pred" / "v0" / "0" / "00001.png").write_bytes(b"garbage")
     (tmp_path / "pred" / "v0" / "0" / "00002.png").unlink()
@@ -139,9 +130,11 @@ def test_unreadable_video_frame_is_scored_as_empty_and_counted_the_same(tmp_path
     assert loose.num_scored == 1  # the video is kept
     # frames 1, 2, 3 are scored as empty: J = [1, 0, 0, 0]
     assert loose.result["metrics"]["J"]["mean"] == pytest.approx(0.25)
-    out = cli("rvos", "--pred", "pred", "--gt", "gt", "--allow-missing", "--out", "r.json",
-              cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    code, err = cli(
+        capsys, "rvos", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+        "--allow-missing", "--out", str(tmp_path / "r.json"), "--workers", "1",
+    )  # fmt: skip
+    assert code == 0, err
     written = json.loads((tmp_path / "r.json").read_text())
     assert written["notes"] == {"resized": 0}
     assert [len(written["problems"][k]) for k in ("missing", "unreadable", "other")] == [1, 1, 1]

@@ -15,7 +15,7 @@ builds it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +28,14 @@ from cmseg.data.formats.ytvos import _expression
 from cmseg.errors import InputError
 from cmseg.io import read_json
 
-__all__ = ["MevisTarget", "is_mevis_split", "read_mevis_targets", "load_mask_dict", "mevis_masks"]
+__all__ = [
+    "MevisTarget",
+    "is_mevis_split",
+    "read_mevis_targets",
+    "load_mask_dict",
+    "mevis_masks",
+    "union_masks",
+]
 
 
 @dataclass(frozen=True)
@@ -156,18 +163,40 @@ def mevis_masks(target: MevisTarget, mask_dict: Path) -> np.ndarray:
             to tell the frame size.
     """
     rles = load_mask_dict(mask_dict)
-    h, w = _frame_size(target, rles, mask_dict)
-    out = np.zeros((len(target.frames), h, w), dtype=bool)
-    for anno in target.anno_ids:
-        for t, rle in enumerate(rles[str(anno)]):
+    shape = _frame_size(target, rles, mask_dict)
+    frames = target.frames
+    return union_masks(
+        rles, target.anno_ids, range(len(frames)), shape, mask_dict,
+        lambda i: f"frame {frames[i]} of video {target.video!r}",
+    )  # fmt: skip
+
+
+def union_masks(
+    rles: Mapping[str, Any],
+    anno_ids: Sequence[int],
+    indices: Sequence[int],
+    shape: tuple[int, int],
+    source: Path,
+    frame_name: Callable[[int], str],
+) -> np.ndarray:
+    """``bool (len(indices), H, W)``: per frame index the union of the decoded RLEs of
+    ``anno_ids`` in ``rles`` (a ``mask_dict.json``; ``null``: the object is absent).
+
+    Raises:
+        InputError: naming ``source`` and ``frame_name(i)``, for a malformed RLE or one of
+            another size than ``shape``.
+    """
+    h, w = shape
+    out = np.zeros((len(indices), h, w), dtype=bool)
+    for t, i in enumerate(indices):
+        for anno in anno_ids:
+            rle = rles[str(anno)][i]
             if rle is None:
                 continue
             try:
                 out[t] |= coco_segmentation_mask(rle, h, w)
             except ValueError as err:
-                raise InputError(
-                    mask_dict, f"anno_id {anno}, frame {target.frames[t]} of {target.video}: {err}"
-                ) from None
+                raise InputError(source, f"anno_id {anno}, {frame_name(i)}: {err}") from None
     return out
 
 
