@@ -311,7 +311,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-missing",
         action="store_true",
-        help="score the files that exist instead of failing on missing, extra or unreadable ones",
+        help="accept the result despite missing, extra, unreadable or mismatched files "
+        "(listed either way; video frames among them are scored as empty masks)",
     )
     p.set_defaults(handler=_run_evaluate)
 
