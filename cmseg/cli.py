@@ -287,8 +287,8 @@ def _protocols_help() -> str:
         for target, (_, hook) in evaluation_targets().items()
     )
     return (
-        f"{listed} (default: the first, or for rvos/fsrvos davis for indexed masks and ytvos "
-        "for expression folders)"
+        f"{listed} (default: the first; for indexed masks davis, for expression folders ytvos "
+        "(rvos) or cma (fsrvos), for a MeViS split folder mevis)"
     )
 
 
@@ -311,7 +311,11 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         "several methods in one table",
     )
     p.add_argument(
-        "--gt", required=True, metavar="DIR", help="ground truth in the target's layout (below)"
+        "--gt",
+        required=True,
+        metavar="DIR",
+        help="ground truth in the target's layout (below; rvos mevis: also a MeViS split folder "
+        "holding mask_dict.json and meta_expressions.json)",
     )
     p.add_argument(
         "--protocol",
@@ -345,9 +349,18 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         "default 0.008 (rvos, DAVIS) and 0.010 (fsrvos, CMA)",
     )
     p.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fsrvos, cma protocol: score frames and GT at short side N (default 360, CMA's "
+        "resolution; 0: the native resolution)",
+    )
+    p.add_argument(
         "--allow-missing",
         action="store_true",
-        help="score the files that exist instead of failing on missing, extra or unreadable ones",
+        help="accept the result despite missing, extra, unreadable or mismatched files "
+        "(listed either way; video frames among them are scored as empty masks)",
     )
     p.set_defaults(handler=_run_evaluate)
 

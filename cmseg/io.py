@@ -40,6 +40,7 @@ __all__ = [
     "read_image",
     "read_aux",
     "read_mask",
+    "SOD_GT_THRESHOLD",
     "read_index_mask",
     "read_grey",
     "write_png",
@@ -181,14 +182,25 @@ def read_grey(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> 
         return np.asarray(img.convert("L"), dtype=np.uint8).copy()
 
 
+#: A salient / camouflaged object GT pixel is foreground when its grey value is above this:
+#: PySODMetrics' ``gt > 128``. The one threshold of SOD training, ``data check sod`` and
+#: ``evaluate sod`` (docs/evaluation.md, "The sod ground truth").
+SOD_GT_THRESHOLD = 128
+
+
 def read_mask(
-    path: str | os.PathLike[str], *, strict: bool = False, max_pixels: int = MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    threshold: int = 127,
+    max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Read a binary mask.
 
-    * 0/255 or grey masks: foreground is ``value > 127``;
+    * 0/255 or grey masks: foreground is ``value > threshold`` (127; SOD GT:
+      :data:`SOD_GT_THRESHOLD`);
     * masks stored as 0/1 (common in some releases) are recognised: when the largest value is
-      1, foreground is ``value == 1`` (thresholding them at 127 would silently empty them);
+      1, foreground is ``value == 1`` (thresholding them would silently empty them);
     * palette / indexed PNGs: foreground is every non-zero index;
     * colour masks are converted to grey first.
 
@@ -218,7 +230,7 @@ def read_mask(
             raise InputError(
                 path, f"mask is not binary: values other than 0 and 255 found ({shown})"
             )
-    return values > 127
+    return values > threshold
 
 
 def read_index_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -50,7 +50,7 @@ def parse_pred_args(values: list[str]) -> list[tuple[str, Path]]:
 
 
 #: Command-line flags that set a protocol option: flag -> option name.
-OPTION_FLAGS = {"--threshold": "threshold", "--bound-th": "bound_th"}
+OPTION_FLAGS = {"--threshold": "threshold", "--bound-th": "bound_th", "--short-side": "short_side"}
 
 
 def _options(args: argparse.Namespace, adapter: EvalAdapter) -> dict[str, Any]:
@@ -77,10 +77,10 @@ def _report_problems(report: MethodReport, allow_missing: bool) -> None:
     problems = report.problems()
     if not problems:
         return
-    counts = f"{len(report.missing)} missing, {len(report.extra)} extra, {len(report.unreadable)} unreadable, {len(report.other)} other"
+    counts = report.counts()
     if allow_missing:
         log.warning(
-            "%s: scored %d items; skipped problems: %s", report.name, report.num_scored, counts
+            "%s: scored %d items despite problems: %s", report.name, report.num_scored, counts
         )
         for line in problems[:MAX_LISTED_PROBLEMS]:
             log.info("  %s", line)

@@ -412,7 +412,8 @@ class CosegEvaluator:
     ``prob > min(mean + std, cap)`` (reference: ssnm_coseg.md 6; mean and population std of the
     float32 map on the 0..1 scale, strict ``>``), or at ``prob > threshold`` when one is given.
     SSNM evaluates at 224 x 224 (prediction and ground truth resized); resize before
-    :meth:`update` to reproduce its tables.
+    :meth:`update` to reproduce its tables, as ``cmseg evaluate coseg`` does under its default
+    ``ssnm`` protocol (the coseg task's ``evaluate.py``).
 
     Averages (compute()):
 

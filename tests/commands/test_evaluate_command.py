@@ -248,6 +248,7 @@ def _videos(seed: int = 0) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]
         ("rvos", "indexed", "davis"),
         ("rvos", "expressions", "ytvos"),
         ("fsrvos", "expressions", "ytvos"),
+        ("fsrvos", "expressions", "cma"),
         ("rvos", "expressions", "mevis"),
     ],
 )
@@ -264,7 +265,8 @@ def test_vos_folders_match_the_metric_module(tmp_path, task, layout, protocol):
                 direct.update(np.stack(preds) == obj, np.stack(gts) == obj, f"{video}/{obj - 1}")
         else:
             direct.update(np.stack(preds), np.stack(gts), video)
-    chosen = None if protocol != "mevis" else "mevis"  # davis / ytvos are chosen from the layout
+    # davis, ytvos (rvos) and cma (fsrvos) are chosen from the layout
+    chosen = protocol if protocol == "mevis" or (task, protocol) == ("fsrvos", "ytvos") else None
     result = evaluate_folders(
         load_evaluation(task), tmp_path / "pred", tmp_path / "gt", protocol=chosen, workers=2
     ).result
@@ -281,14 +283,13 @@ def test_vos_missing_frames(tmp_path):
     report = evaluate_folders(
         load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=True
     )
-    assert (
-        report.num_scored == 3
-        and "1 frame(s) without prediction scored as empty" in report.other[0]
-    )
+    assert report.num_scored == 3
+    assert "1 frame(s) without prediction (scored as empty)" in report.missing[0]
     strict = evaluate_folders(
         load_evaluation("rvos"), tmp_path / "pred", tmp_path / "gt", workers=1, allow_missing=False
     )
-    assert strict.num_scored == 2 and "1 frame(s) without prediction" in strict.unreadable[0]
+    # the same problems with and without --allow-missing (issue 15, item 7)
+    assert strict.missing == report.missing and not strict.unreadable and not strict.other
     out = cli("rvos", "--pred", "pred", "--gt", "gt", cwd=tmp_path)
     assert out.returncode == 2 and "frame(s) without prediction" in out.stderr
 

@@ -72,12 +72,19 @@ def try_read(out: list[str], fn: Callable[..., T], *args: Any, **kwargs: Any) ->
 
 
 def read_mask_checked(
-    out: list[str], path: Path, *, binary: bool, nonempty: bool, what: str = "mask"
+    out: list[str],
+    path: Path,
+    *,
+    binary: bool,
+    nonempty: bool,
+    what: str = "mask",
+    threshold: int = 127,
 ) -> np.ndarray | None:
-    """Read a mask (``bool`` ``(H, W)``) or report why not; also report it when it must be
-    ``binary`` (0/255 only, lossless formats) or ``nonempty`` and is not."""
+    """Read a mask (``bool`` ``(H, W)``, grey values ``> threshold``) or report why not; also
+    report it when it must be ``binary`` (0/255 only, lossless formats) or ``nonempty`` and is
+    not."""
     strict = binary and path.suffix.lower() not in _LOSSY
-    mask = try_read(out, read_mask, path, strict=strict)
+    mask = try_read(out, read_mask, path, strict=strict, threshold=threshold)
     if mask is not None and nonempty and not mask.any():
         out.append(f"{path}: {what} is empty (no foreground pixel)")
     return mask

@@ -7,7 +7,7 @@ from typing import Any
 
 from cmseg.data.check.common import CheckResult, parallel, read_mask_checked, size_problem, try_read
 from cmseg.data.formats import Problems
-from cmseg.io import read_aux, read_image
+from cmseg.io import SOD_GT_THRESHOLD, read_aux, read_image
 
 
 def check_sod(root: Path, result: CheckResult, workers: int) -> None:
@@ -27,8 +27,10 @@ def check_sod(root: Path, result: CheckResult, workers: int) -> None:
         image = try_read(out, read_image, s.image)
         aux = try_read(out, read_aux, s.aux)
         gt = None
-        if s.gt:  # SOD GT may be soft (not binary), but must not be empty
-            gt = read_mask_checked(out, s.gt, binary=False, nonempty=True, what="GT mask")
+        if s.gt:  # SOD GT may be soft (not binary), but must not be empty (> 128)
+            gt = read_mask_checked(
+                out, s.gt, binary=False, nonempty=True, what="GT mask", threshold=SOD_GT_THRESHOLD
+            )
         if aux is not None and not aux[1].any():
             out.append(f"{s.aux}: depth/thermal map has no valid pixel (all NaN or infinite)")
         if image is not None:

@@ -17,11 +17,12 @@ Sample dict (:class:`SODFolders`)::
     image      uint8 (H, W, 3)     RGB
     aux        float32 (H, W)      depth/thermal normalised per image to [0, 1]
     aux_valid  bool (H, W)         False where the map is NaN/inf (or 0 with zero_is_invalid)
-    mask       bool (H, W)         GT > 127 (absent with require_gt=False and no GT folder)
+    mask       bool (H, W)         GT > 128 (absent with require_gt=False and no GT folder)
     name       str                 file stem
     set        str                 set folder name
 
-Soft (anti-aliased) GT is thresholded at 127, as the SOD metrics do; XMSNet trains on the soft
+Soft (anti-aliased) GT is thresholded at :data:`cmseg.io.SOD_GT_THRESHOLD` (``> 128``), the
+threshold of ``evaluate sod`` (PySODMetrics) and ``data check sod``; XMSNet trains on the soft
 values instead (reference xmsnet.md §3.3) - read them with :func:`cmseg.io.read_grey` if needed.
 """
 
@@ -43,7 +44,14 @@ from cmseg.data.formats import (
 )
 from cmseg.data.pairing import index_by_stem
 from cmseg.errors import InputError
-from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, read_aux, read_image, read_mask
+from cmseg.io import (
+    AUX_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    SOD_GT_THRESHOLD,
+    read_aux,
+    read_image,
+    read_mask,
+)
 
 __all__ = [
     "RGB_NAMES",
@@ -215,7 +223,7 @@ class SODFolders(Reader):
             "set": s.set,
         }
         if s.gt is not None:
-            mask = read_mask(s.gt)
+            mask = read_mask(s.gt, threshold=SOD_GT_THRESHOLD)
             same_size(s.image, image.shape, s.gt, mask.shape, "GT mask")
             out["mask"] = mask
         return out

@@ -63,7 +63,6 @@ from cmseg.data.formats import (
     Reader,
     Transform,
     clip_windows,
-    coco_segmentation_mask,
     load_json,
     missing_keys,
     require_folder,
@@ -569,19 +568,10 @@ class MeViS(_VideoReader):
         rles = self.index.rles
         if rles is None:
             return None
+        from cmseg.data.formats.mevis_masks import union_masks  # it imports this module
+
         assert self.index.mask_dict is not None
-        h, w = int(shape[0]), int(shape[1])
-        out = np.zeros((len(indices), h, w), dtype=bool)
-        for t, i in enumerate(indices):
-            for anno in exp.anno_ids:
-                rle = rles[str(anno)][i]
-                if rle is None:
-                    continue
-                try:
-                    out[t] |= coco_segmentation_mask(rle, h, w)
-                except ValueError as err:
-                    raise InputError(
-                        self.index.mask_dict,
-                        f"anno_id {anno}, frame {video.frames[i]} of video {video.vid!r}: {err}",
-                    ) from None
-        return out
+        return union_masks(
+            rles, exp.anno_ids, indices, (int(shape[0]), int(shape[1])), self.index.mask_dict,
+            lambda i: f"frame {video.frames[i]} of video {video.vid!r}",
+        )  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cmseg.io import SOD_GT_THRESHOLD
 from cmseg.metrics.sod.common import _SCRATCH, NUM_LEVELS
 
 _LEVELS = np.arange(NUM_LEVELS, dtype=np.float64) / 255  # grey level -> value, as v / 255
@@ -81,8 +82,8 @@ def normalized_levels(pred: np.ndarray) -> np.ndarray:
 
 
 def foreground_mask(gt: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 mask, 1 where ``gt > 128`` (foreground), else 0."""
-    return cv2.threshold(gt, 128, 1, cv2.THRESH_BINARY)[1]
+    """(H, W) uint8 mask, 1 where ``gt > 128`` (:data:`cmseg.io.SOD_GT_THRESHOLD`), else 0."""
+    return cv2.threshold(gt, SOD_GT_THRESHOLD, 1, cv2.THRESH_BINARY)[1]
 
 
 def _histogram(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

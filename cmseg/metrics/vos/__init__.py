@@ -15,7 +15,7 @@ The per-frame definitions are those of the DAVIS 2017 evaluation toolkit
   ``statistics``: Mean, Recall (fraction of frames above 0.5) and Decay (first quarter minus
   last quarter), as the toolkit defines them, with its uint8 overflow fixed (see there).
 
-Three evaluation protocols are available through :class:`VOSEvaluator`:
+Four evaluation protocols are available through :class:`VOSEvaluator`:
 
 ``"davis"``
     Semi-supervised DAVIS 2017. Index masks ``(T, H, W)``: 0 = background, k = object k, GT 255
@@ -33,6 +33,11 @@ Three evaluation protocols are available through :class:`VOSEvaluator`:
 ``"ytvos"``
     Ref-YouTube-VOS style: like ``"mevis"`` but only annotated frames are scored, which is the
     caller's job (pass only frames that have a GT file).
+``"cma"``
+    CMA's few-shot test.py: the per-frame values of ``"ytvos"``, but J and F pooled over all
+    frames of all expressions (one sum divided by the number of frames), at CMA's scoring
+    resolution (short side 360, GT bilinearly resized then ``> 0.5``;
+    :mod:`~cmseg.metrics.vos.cma`).
 
 Masks stay ``bool``/``uint8`` throughout; the work per frame is restricted to the bounding box
 of the two masks (plus one pixel), which gives exactly the full-frame result (see
@@ -41,7 +46,8 @@ of the two masks (plus one pixel), which gives exactly the full-frame result (se
 Layout: :mod:`~cmseg.metrics.vos.region` (J), :mod:`~cmseg.metrics.vos.boundary` (tolerance,
 disk, boundary map), :mod:`~cmseg.metrics.vos.frames` (J and F of every frame on bounding-box
 windows, the boundary F), :mod:`~cmseg.metrics.vos.stats` (Mean / Recall / Decay),
-:mod:`~cmseg.metrics.vos.davis` (one DAVIS sequence), :mod:`~cmseg.metrics.vos.evaluator`
+:mod:`~cmseg.metrics.vos.davis` (one DAVIS sequence), :mod:`~cmseg.metrics.vos.cma` (CMA's
+scoring resolution), :mod:`~cmseg.metrics.vos.evaluator`
 (:class:`VOSEvaluator`) and :mod:`~cmseg.metrics.vos.inputs` (mask validation). Every name of
 ``__all__`` is importable from ``cmseg.metrics.vos`` itself, as when this package was one
 module.
@@ -52,6 +58,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 from cmseg.metrics.vos.boundary import DEFAULT_BOUND_TH, boundary_map, boundary_tolerance, disk
+from cmseg.metrics.vos.cma import CMA_SHORT_SIDE, cma_scoring_shape
 from cmseg.metrics.vos.davis import davis_sequence
 from cmseg.metrics.vos.evaluator import PROTOCOLS, VOSEvaluator
 from cmseg.metrics.vos.frames import boundary_f, jaccard_and_f
@@ -60,6 +67,8 @@ from cmseg.metrics.vos.stats import Stats, statistics
 
 __all__ = [
     "DEFAULT_BOUND_TH",
+    "CMA_SHORT_SIDE",
+    "cma_scoring_shape",
     "PROTOCOLS",
     "Stats",
     "boundary_tolerance",

@@ -2,16 +2,23 @@
 oIoU / mIoU / prec@X conventions of LAVT (``lavt``, default), CRIS (``cris``) or MTTR
 (``mttr``).
 
-A prediction of another size than its ground truth is resized to it (nearest neighbour).
+A prediction of another size than its ground truth is resized to it (nearest neighbour) and
+counted (:func:`cmseg.engine.eval_adapter.fit_to_gt`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs, keyed, resize_to_shape
+from cmseg.engine.eval_adapter import (
+    EvalAdapter,
+    Findings,
+    Job,
+    fit_to_gt,
+    flat_pairs,
+    keyed,
+    resize_mask,
+)
 from cmseg.io import read_mask
 
 __all__ = ["ADAPTER", "COLUMNS"]
@@ -29,12 +36,12 @@ def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
     return RISEvaluator(convention=protocol)
 
 
-def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
+    findings = Findings()
     pred, gt = read_mask(job.pred), read_mask(job.gt)
-    if pred.shape != gt.shape:
-        pred = resize_to_shape(pred.astype(np.uint8), gt.shape, nearest=True).astype(bool)
+    pred = fit_to_gt(pred, gt.shape, job.pred, findings, resize_mask)
     evaluator.update(pred, gt, name=job.key)
-    return []
+    return findings
 
 
 def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 evaluator (``spnet``).
 
 A prediction of another size than its ground truth is resized to it bilinearly: with OpenCV
-as PySODEvalToolkit does, or with PIL's filter for ``spnet``, as SPNet's script does.
+as PySODEvalToolkit does, or with PIL's filter for ``spnet``, as SPNet's script does (and
+counted). The GT is read as grey; ``pysodmetrics`` takes ``> 128`` as foreground
+(:data:`cmseg.io.SOD_GT_THRESHOLD`, the threshold of training and ``data check sod`` too).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cmseg.engine.eval_adapter import EvalAdapter, Job, flat_pairs
-from cmseg.io import read_grey
+from cmseg.engine.eval_adapter import EvalAdapter, Findings, Job, fit_to_gt, flat_pairs
+from cmseg.errors import InputError
+from cmseg.io import SOD_GT_THRESHOLD, read_grey
 
 __all__ = ["ADAPTER", "COLUMNS"]
 
@@ -38,16 +41,22 @@ def _new_evaluator(protocol: str, options: dict[str, Any]) -> Any:
     return SODEvaluator()
 
 
-def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> list[str]:
+def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
+    if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
+        from cmseg.metrics.sod_spnet import resize_to
+    else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
+        from cmseg.metrics.sod import resize_to
+    findings = Findings()
     pred, gt = read_grey(job.pred), read_grey(job.gt)
-    if pred.shape != gt.shape:
-        if protocol == "spnet":  # SPNet resizes with PIL's bilinear filter
-            from cmseg.metrics.sod_spnet import resize_to
-        else:  # PySODEvalToolkit resizes with OpenCV's INTER_LINEAR
-            from cmseg.metrics.sod import resize_to
-        pred = resize_to(pred, gt.shape)
+    if int(gt.max(initial=0)) == 1:  # the toolkits' grey > 128 would silently empty it
+        raise InputError(
+            job.gt,
+            f"ground truth stored as 0/1: the sod protocols take grey > {SOD_GT_THRESHOLD} "
+            "as foreground, so it would score as empty; save it as 0/255",
+        )
+    pred = fit_to_gt(pred, gt.shape, job.pred, findings, resize_to)
     evaluator.update(pred, gt, name=job.key)
-    return []
+    return findings
 
 
 def _summarise(evaluator: Any, protocol: str) -> dict[str, Any]:
