@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from safetensors.torch import load_file, save_file
 
 import cmseg
 from cmseg.errors import InputError
+from cmseg.fs import give_ordinary_mode, temp_dir
 from cmseg.io import write_json
 
 __all__ = [
@@ -95,11 +95,12 @@ def save_checkpoint(
     for stale in target.parent.glob(f".{target.name}.tmp-*"):  # earlier saves that were killed
         shutil.rmtree(stale, ignore_errors=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = temp_dir(target.parent, f".{target.name}.tmp-")  # the umask's mode, not 0700
     try:
         tensors = {k: _plain_tensor(v) for k, v in state_dict.items()}
         weights = tmp / WEIGHTS_NAME
         save_file(tensors, str(weights), metadata={"format": "pt", "model_name": model_name})
+        give_ordinary_mode(weights)  # safetensors writes 0600
         _fsync(weights)
         meta = {
             "format": FORMAT_VERSION,
