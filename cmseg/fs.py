@@ -41,6 +41,7 @@ __all__ = [
     "check_readable",
     "check_output_dir",
     "check_output_file",
+    "Keeper",
     "removed_if_failed",
 ]
 

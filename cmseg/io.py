@@ -30,7 +30,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cmseg.errors import InputError
-from cmseg.fs import check_output_dir, check_output_file, filesystem_error, temp_file
+from cmseg.fs import (
+    check_output_dir,
+    check_output_file,
+    filesystem_error,
+    filesystem_reason,
+    temp_file,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -117,7 +123,9 @@ def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
             f"not a readable image (content does not match any image format; extension {path.suffix!r})",
         ) from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated / corrupt data
-        raise InputError(path, f"corrupt or truncated image ({_one_line(err)})") from None
+        refused = filesystem_reason(err)  # the filesystem's refusal, e.g. permission denied
+        reason = refused or f"corrupt or truncated image ({_one_line(err)})"
+        raise InputError(path, reason) from None
 
 
 def _one_line(err: BaseException) -> str:
@@ -296,7 +304,9 @@ def _read_numpy_map(path: Path, npz_key: str | None) -> np.ndarray:
         # allow_pickle=False: a .npy/.npz is data, never code.
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise InputError(path, f"not a readable numpy file ({_one_line(err)})") from None
+        refused = filesystem_reason(err)  # e.g. permission denied, not a corrupt file
+        reason = refused or f"not a readable numpy file ({_one_line(err)})"
+        raise InputError(path, reason) from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
@@ -463,7 +473,9 @@ def read_text(path: str | os.PathLike[str], what: str = "text") -> str:
     except IsADirectoryError:
         raise InputError(path, f"is a directory, expected a {what} file") from None
     except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+        raise (
+            filesystem_error(err, path) or InputError(path, f"cannot read: {err.strerror}")
+        ) from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
 

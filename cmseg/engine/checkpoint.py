@@ -37,8 +37,8 @@ from safetensors.torch import load_file, save_file
 
 import cmseg
 from cmseg.errors import InputError
-from cmseg.fs import give_ordinary_mode, temp_dir
-from cmseg.io import write_json
+from cmseg.fs import check_readable, give_ordinary_mode, temp_dir
+from cmseg.io import read_text, write_json
 
 __all__ = [
     "WEIGHTS_NAME",
@@ -167,9 +167,10 @@ def load_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     _, meta_path = _checkpoint_files(path)
     if not meta_path.is_file():
         return {}
+    text = read_text(meta_path, "JSON")  # permission denied and the like, in one line
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
         raise InputError(meta_path, f"invalid JSON ({_one_line(err)})") from None
     if not isinstance(meta, dict):
         raise InputError(meta_path, "expected a JSON object")
@@ -193,6 +194,7 @@ def load_checkpoint(
         InputError: missing or unreadable files.
     """
     weights, _ = _checkpoint_files(path)
+    check_readable(weights)  # safetensors calls a permission error "No such file or directory"
     try:
         state_dict = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
@@ -214,6 +216,7 @@ def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(
             folder, f"no {STATE_NAME}: not a resumable checkpoint (resume from the run's last/)"
         )
+    check_readable(state_path)  # permission denied, not "unreadable resume state"
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError...

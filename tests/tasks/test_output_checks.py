@@ -1,0 +1,272 @@
+"""Every command checks its outputs before its long work, names the path and the reason in one
+line (exit 2), and a failed start leaves no run or output folder behind.
+
+Run through the real CLI with the test-only toy task (``toy_task.py``), so what is proved holds
+for every task that goes through the shared drivers. The suite runs as root, where chmod takes
+no permission away: a folder is made read-only by monkeypatching ``os.access`` (the check that
+the drivers use), and a file is made unreadable by monkeypatching ``open``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import errno
+import io as std_io
+import os
+from pathlib import Path
+
+import pytest
+import toy_task
+import yaml
+
+from cmseg.cli import main
+from cmseg.models import MODELS
+from cmseg.tasks import TASKS
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(TASKS, "toy", toy_task.make_task())
+    monkeypatch.setitem(MODELS, toy_task.MODEL, toy_task.build_toy_net)
+    monkeypatch.setenv("CMSEG_PROGRESS", "0")
+    return TASKS["toy"]
+
+
+@pytest.fixture
+def a_file(tmp_path) -> Path:
+    """A plain file where a folder is expected."""
+    path = tmp_path / "f"
+    path.write_text("not a folder")
+    return path
+
+
+def deny_writes_in(monkeypatch, folder: Path) -> None:
+    real = os.access
+    folder = folder.resolve()
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path).resolve() == folder and mode & os.W_OK:
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def deny_reads_of(monkeypatch, target: Path) -> None:
+    real_open = builtins.open
+    target = target.resolve()
+
+    def fake_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == target:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(std_io, "open", fake_open)
+
+
+def one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def never(what: str):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{what} ran before the output check")
+
+    return fail
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def toy_config(tmp_path: Path, output_dir: Path, root: Path | None = None) -> Path:
+    config = tmp_path / "toy.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "toy",
+                "output_dir": str(output_dir),
+                "model": {"name": toy_task.MODEL},
+                "data": {
+                    "root": str(root or tmp_path / "no-data"),
+                    "batch_size": 4,
+                    "num_workers": 0,
+                },
+                "optim": {"name": "adam", "lr": 0.1},
+                "train": {"max_steps": 2, "device": "cpu", "tensorboard": False},
+            }
+        )  # fmt: skip
+    )
+    return config
+
+
+def test_train_checks_output_dir_before_indexing_data(toy, tmp_path, a_file, capsys, monkeypatch):
+    monkeypatch.setattr(toy_task, "build_training", never("indexing the data"))
+    assert main(["train", str(toy_config(tmp_path, a_file / "run"))]) == 2
+    assert one_error_line(capsys) == f"error: {a_file / 'run'}: {a_file} is a file, not a folder"
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    deny_writes_in(monkeypatch, locked)
+    assert main(["train", str(toy_config(tmp_path, locked / "run"))]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {locked / 'run'}: permission denied: cannot write in {locked}")
+
+
+def test_a_failed_training_start_leaves_no_run_folder(toy, tmp_path, capsys):
+    run = tmp_path / "runs" / "first"
+    assert main(["train", str(toy_config(tmp_path, run))]) == 2  # no data there
+    assert "no-data" in one_error_line(capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_started_training_keeps_its_folder(toy, tmp_path, capsys):
+    data = tmp_path / "data"
+    toy_task.write_toy_data(data, n=4, seed=0)
+    run = tmp_path / "run"
+    assert main(["train", str(toy_config(tmp_path, run, data))]) == 0
+    assert (run / "last" / "meta.json").is_file() and (run / "config.yaml").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+
+
+def toy_checkpoint(tmp_path: Path) -> Path:
+    import torch
+
+    from cmseg.engine.checkpoint import save_checkpoint
+
+    net = toy_task.build_toy_net()
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.fill_(-0.5)
+    config = {"task": "toy", "model": {"name": toy_task.MODEL}}
+    return save_checkpoint(
+        tmp_path / "ckpt", net.state_dict(), step=1, model_name=toy_task.MODEL, config=config
+    )
+
+
+def test_predict_checks_out_before_loading_the_model(toy, tmp_path, a_file, capsys, monkeypatch):
+    data = tmp_path / "data"
+    toy_task.write_toy_data(data, n=2, seed=0)
+    monkeypatch.setattr(toy_task, "ToyPredictor", never("loading the model"))
+    argv = [
+        "predict",
+        "toy",
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--input",
+        str(data / "images"),
+    ]
+    assert main([*argv, "--out", str(a_file / "sub")]) == 2
+    assert one_error_line(capsys) == f"error: {a_file / 'sub'}: {a_file} is a file, not a folder"
+    deny_writes_in(monkeypatch, tmp_path)
+    assert main([*argv, "--out", str(tmp_path / "pred")]) == 2
+    assert "permission denied" in one_error_line(capsys)
+
+
+def test_predict_with_an_unreadable_checkpoint_says_permission_denied(
+    toy, tmp_path, capsys, monkeypatch
+):
+    data = tmp_path / "data"
+    toy_task.write_toy_data(data, n=2, seed=0)
+    ckpt = toy_checkpoint(tmp_path)
+    deny_reads_of(monkeypatch, ckpt / "model.safetensors")
+    argv = ["predict", "toy", "--checkpoint", str(ckpt), "--input", str(data / "images")]
+    assert main([*argv, "--out", str(tmp_path / "pred")]) == 2
+    assert one_error_line(capsys) == f"error: {ckpt / 'model.safetensors'}: permission denied"
+    assert not (tmp_path / "pred").exists()
+
+
+def test_a_prediction_that_fails_at_once_leaves_no_out_folder(toy, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    toy_task.write_toy_data(data, n=3, seed=0)
+    ckpt = toy_checkpoint(tmp_path)
+
+    def broken(predictor, items, args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield  # a generator, as a task's predict is
+
+    monkeypatch.setattr(toy_task, "PREDICT", dataclasses.replace(toy_task.PREDICT, predict=broken))
+    out = tmp_path / "new" / "pred"
+    argv = ["predict", "toy", "--checkpoint", str(ckpt), "--input", str(data / "images")]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert one_error_line(capsys) == "error: no space left on device"
+    assert not (tmp_path / "new").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--out", "sub/r.json"), ("--csv", "t.csv"), ("--markdown", "t.md"), ("--plots", "plots")],
+)
+def test_evaluate_checks_its_outputs_before_scoring(
+    toy, tmp_path, a_file, capsys, monkeypatch, flag, value
+):
+    import cmseg.commands.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_folders", never("scoring"))
+    target = a_file / value
+    argv = ["evaluate", "toy", "--pred", str(tmp_path), "--gt", str(tmp_path), flag, str(target)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"error: {target}: {a_file} is a file, not a folder"
+
+
+def test_evaluate_out_into_a_read_only_folder(toy, tmp_path, capsys, monkeypatch):
+    import cmseg.commands.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_folders", never("scoring"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    deny_writes_in(monkeypatch, locked)
+    argv = ["evaluate", "toy", "--pred", str(tmp_path), "--gt", str(tmp_path)]
+    assert main([*argv, "--out", str(locked / "r.json")]) == 2
+    line = one_error_line(capsys)
+    assert line == f"error: {locked / 'r.json'}: permission denied: cannot write in {locked}"
+
+
+# --------------------------------------------------------------------------------------------
+# data synth and demo
+
+
+def test_data_synth_checks_out_and_cleans_up_a_failed_run(tmp_path, a_file, capsys, monkeypatch):
+    from cmseg.data import synthetic
+
+    assert main(["data", "synth", "coseg", "--out", str(a_file / "sub"), "--n", "2"]) == 2
+    assert one_error_line(capsys) == f"error: {a_file / 'sub'}: {a_file} is a file, not a folder"
+
+    def full_disk(out, *args, **kwargs):
+        (Path(out) / "Images").mkdir()
+        (Path(out) / "Images" / "0.jpg").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(synthetic.SYNTH_WRITERS, "coseg", full_disk)
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "coseg", "--out", str(out), "--n", "2"]) == 2
+    assert one_error_line(capsys) == "error: no space left on device"
+    assert not out.exists()
+
+
+def test_demo_checks_out_and_cleans_up_a_failed_start(toy, tmp_path, a_file, capsys, monkeypatch):
+    assert main(["demo", "toy", "--out", str(a_file / "demo"), "--device", "cpu"]) == 2
+    assert one_error_line(capsys) == f"error: {a_file / 'demo'}: {a_file} is a file, not a folder"
+
+    def no_data(run):
+        (run.out / "data").mkdir()
+        raise PermissionError(errno.EACCES, "Permission denied", str(run.out / "data" / "x"))
+
+    monkeypatch.setattr(toy_task, "RECIPE", dataclasses.replace(toy_task.RECIPE, prepare=no_data))
+    out = tmp_path / "demo"
+    assert main(["demo", "toy", "--out", str(out), "--device", "cpu"]) == 2
+    assert one_error_line(capsys) == f"error: {out / 'data' / 'x'}: permission denied"
+    assert not out.exists()
