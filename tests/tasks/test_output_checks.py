@@ -270,3 +270,40 @@ def test_demo_checks_out_and_cleans_up_a_failed_start(toy, tmp_path, a_file, cap
     assert main(["demo", "toy", "--out", str(out), "--device", "cpu"]) == 2
     assert one_error_line(capsys) == f"error: {out / 'data' / 'x'}: permission denied"
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# File modes, end to end
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_every_file_of_train_predict_evaluate_and_demo_has_the_umask_mode(toy, tmp_path):
+    import stat
+
+    data = tmp_path / "data"
+    toy_task.write_toy_data(data, n=4, seed=0)
+    old = os.umask(0o027)
+    try:
+        run = tmp_path / "run"
+        assert main(["train", str(toy_config(tmp_path, run, data))]) == 0
+        pred, reports = tmp_path / "pred", tmp_path / "reports"
+        argv = ["predict", "toy", "--checkpoint", str(run), "--input", str(data / "images")]
+        assert main([*argv, "--out", str(pred)]) == 0
+        argv = ["evaluate", "toy", "--pred", str(pred), "--gt", str(data / "masks")]
+        assert main([*argv, "--workers", "1", "--out", str(reports / "r.json"),
+                     "--csv", str(reports / "t.csv"), "--markdown", str(reports / "t.md")]) == 0  # fmt: skip
+        os.environ["CMSEG_DEMO_STEPS"] = "2"
+        try:
+            assert main(["demo", "toy", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+        finally:
+            del os.environ["CMSEG_DEMO_STEPS"]
+    finally:
+        os.umask(old)
+    wrong = []
+    for top in (run, pred, reports, tmp_path / "demo"):
+        for path in [top, *top.rglob("*")]:
+            want = 0o750 if path.is_dir() else 0o640
+            if stat.S_IMODE(path.stat().st_mode) != want:
+                wrong.append(f"{path.relative_to(tmp_path)} {stat.S_IMODE(path.stat().st_mode):o}")
+    assert wrong == []
+    assert (run / "last" / "model.safetensors").is_file() and (reports / "t.md").is_file()
