@@ -7,9 +7,7 @@ place of a folder, and the real chmod tests run only for other users.
 
 from __future__ import annotations
 
-import builtins
 import errno
-import io as std_io
 import os
 from pathlib import Path
 
@@ -22,34 +20,6 @@ from cmseg.errors import InputError
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_non_root = pytest.mark.skipif(ROOT, reason="root reads and writes despite chmod")
-
-
-def deny_writes_in(monkeypatch, folder: Path) -> None:
-    """``os.access`` says ``folder`` is not writable, as for a folder of another user."""
-    real = os.access
-    folder = Path(folder).resolve()
-
-    def access(path, mode, *args, **kwargs):
-        if Path(path).resolve() == folder and mode & os.W_OK:
-            return False
-        return real(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
-
-
-def deny_reads_of(monkeypatch, target: Path) -> None:
-    """Opening ``target`` (by ``open``, PIL or numpy) fails with EACCES, as for a file of
-    another user without read permission."""
-    real_open = builtins.open
-    target = Path(target).resolve()
-
-    def fake_open(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == target:
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(std_io, "open", fake_open)  # pathlib opens through io.open
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,10 +41,10 @@ def test_an_output_folder_under_a_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
-def test_an_output_folder_without_write_permission(tmp_path, monkeypatch):
+def test_an_output_folder_without_write_permission(deny_writes_in, tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
-    deny_writes_in(monkeypatch, locked)
+    deny_writes_in(locked)
     with pytest.raises(InputError, match=r"/locked: permission denied: cannot write in this"):
         fs.check_output_dir(locked)
     with pytest.raises(InputError, match=r"/locked/a/b: permission denied: cannot write in .*"):
@@ -158,7 +128,9 @@ def test_a_refused_or_full_write_is_one_input_error(tmp_path, monkeypatch):
         (io.read_json, "a.json"),
     ],
 )
-def test_an_unreadable_input_says_permission_denied(tmp_path, monkeypatch, reader, name):
+def test_an_unreadable_input_says_permission_denied(
+    deny_reads_of, tmp_path, monkeypatch, reader, name
+):
     path = tmp_path / name
     if name.endswith(".png"):
         io.write_png(path, np.zeros((4, 4), np.uint8))
@@ -166,7 +138,7 @@ def test_an_unreadable_input_says_permission_denied(tmp_path, monkeypatch, reade
         np.save(path, np.zeros((4, 4), np.float32))
     else:
         path.write_text("{}")
-    deny_reads_of(monkeypatch, path)
+    deny_reads_of(path)
     with pytest.raises(InputError) as caught:
         reader(path)
     assert str(caught.value) == f"{path}: permission denied"
@@ -234,10 +206,12 @@ def _other_readers():
 
 
 @pytest.mark.parametrize(("name", "write", "read"), _other_readers())
-def test_other_readers_say_permission_denied(tmp_path, monkeypatch, name, write, read):
+def test_other_readers_say_permission_denied(
+    deny_reads_of, tmp_path, monkeypatch, name, write, read
+):
     path = tmp_path / name
     write(path)
-    deny_reads_of(monkeypatch, path)
+    deny_reads_of(path)
     with pytest.raises(InputError) as caught:
         read(path)
     assert str(caught.value) == f"{path}: permission denied"

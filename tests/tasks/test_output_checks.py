@@ -9,10 +9,8 @@ the drivers use), and a file is made unreadable by monkeypatching ``open``.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import errno
-import io as std_io
 import os
 from pathlib import Path
 
@@ -21,18 +19,8 @@ import toy_task
 import yaml
 
 from cmseg.cli import main
-from cmseg.models import MODELS
-from cmseg.tasks import TASKS
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-@pytest.fixture
-def toy(monkeypatch):
-    monkeypatch.setitem(TASKS, "toy", toy_task.make_task())
-    monkeypatch.setitem(MODELS, toy_task.MODEL, toy_task.build_toy_net)
-    monkeypatch.setenv("CMSEG_PROGRESS", "0")
-    return TASKS["toy"]
 
 
 @pytest.fixture
@@ -41,31 +29,6 @@ def a_file(tmp_path) -> Path:
     path = tmp_path / "f"
     path.write_text("not a folder")
     return path
-
-
-def deny_writes_in(monkeypatch, folder: Path) -> None:
-    real = os.access
-    folder = folder.resolve()
-
-    def access(path, mode, *args, **kwargs):
-        if Path(path).resolve() == folder and mode & os.W_OK:
-            return False
-        return real(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
-
-
-def deny_reads_of(monkeypatch, target: Path) -> None:
-    real_open = builtins.open
-    target = target.resolve()
-
-    def fake_open(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == target:
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(std_io, "open", fake_open)
 
 
 def one_error_line(capsys) -> str:
@@ -106,14 +69,16 @@ def toy_config(tmp_path: Path, output_dir: Path, root: Path | None = None) -> Pa
     return config
 
 
-def test_train_checks_output_dir_before_indexing_data(toy, tmp_path, a_file, capsys, monkeypatch):
+def test_train_checks_output_dir_before_indexing_data(
+    deny_writes_in, toy, tmp_path, a_file, capsys, monkeypatch
+):
     monkeypatch.setattr(toy_task, "build_training", never("indexing the data"))
     assert main(["train", str(toy_config(tmp_path, a_file / "run"))]) == 2
     assert one_error_line(capsys) == f"error: {a_file / 'run'}: {a_file} is a file, not a folder"
 
     locked = tmp_path / "locked"
     locked.mkdir()
-    deny_writes_in(monkeypatch, locked)
+    deny_writes_in(locked)
     assert main(["train", str(toy_config(tmp_path, locked / "run"))]) == 2
     line = one_error_line(capsys)
     assert line.startswith(f"error: {locked / 'run'}: permission denied: cannot write in {locked}")
@@ -153,7 +118,9 @@ def toy_checkpoint(tmp_path: Path) -> Path:
     )
 
 
-def test_predict_checks_out_before_loading_the_model(toy, tmp_path, a_file, capsys, monkeypatch):
+def test_predict_checks_out_before_loading_the_model(
+    deny_writes_in, toy, tmp_path, a_file, capsys, monkeypatch
+):
     data = tmp_path / "data"
     toy_task.write_toy_data(data, n=2, seed=0)
     monkeypatch.setattr(toy_task, "ToyPredictor", never("loading the model"))
@@ -167,18 +134,18 @@ def test_predict_checks_out_before_loading_the_model(toy, tmp_path, a_file, caps
     ]
     assert main([*argv, "--out", str(a_file / "sub")]) == 2
     assert one_error_line(capsys) == f"error: {a_file / 'sub'}: {a_file} is a file, not a folder"
-    deny_writes_in(monkeypatch, tmp_path)
+    deny_writes_in(tmp_path)
     assert main([*argv, "--out", str(tmp_path / "pred")]) == 2
     assert "permission denied" in one_error_line(capsys)
 
 
 def test_predict_with_an_unreadable_checkpoint_says_permission_denied(
-    toy, tmp_path, capsys, monkeypatch
+    deny_reads_of, toy, tmp_path, capsys, monkeypatch
 ):
     data = tmp_path / "data"
     toy_task.write_toy_data(data, n=2, seed=0)
     ckpt = toy_checkpoint(tmp_path)
-    deny_reads_of(monkeypatch, ckpt / "model.safetensors")
+    deny_reads_of(ckpt / "model.safetensors")
     argv = ["predict", "toy", "--checkpoint", str(ckpt), "--input", str(data / "images")]
     assert main([*argv, "--out", str(tmp_path / "pred")]) == 2
     assert one_error_line(capsys) == f"error: {ckpt / 'model.safetensors'}: permission denied"
@@ -222,13 +189,13 @@ def test_evaluate_checks_its_outputs_before_scoring(
     assert one_error_line(capsys) == f"error: {target}: {a_file} is a file, not a folder"
 
 
-def test_evaluate_out_into_a_read_only_folder(toy, tmp_path, capsys, monkeypatch):
+def test_evaluate_out_into_a_read_only_folder(deny_writes_in, toy, tmp_path, capsys, monkeypatch):
     import cmseg.commands.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "evaluate_folders", never("scoring"))
     locked = tmp_path / "locked"
     locked.mkdir()
-    deny_writes_in(monkeypatch, locked)
+    deny_writes_in(locked)
     argv = ["evaluate", "toy", "--pred", str(tmp_path), "--gt", str(tmp_path)]
     assert main([*argv, "--out", str(locked / "r.json")]) == 2
     line = one_error_line(capsys)
