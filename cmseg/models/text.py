@@ -203,8 +203,8 @@ def load_glove(
                 except ValueError:
                     raise InputError(path, f"line {number}: a value is not a number") from None
     except OSError as err:
-        reason = filesystem_reason(err) or f"cannot read the GloVe file ({err.strerror or err})"
-        raise InputError(path, reason) from None
+        reason = filesystem_reason(err) or err.strerror or err  # e.g. permission denied
+        raise InputError(path, f"cannot read the GloVe file ({reason})") from None
     if width is None:
         raise InputError(path, "no word vector in the file")
     generator = torch.Generator().manual_seed(seed)
