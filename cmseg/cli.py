@@ -433,7 +433,8 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (0 ok, 2 bad input or not built, 130 interrupted)."""
+    """Run the CLI; returns the process exit code (0 ok, 1 a bug, 2 bad input, a refusal of the
+    filesystem or not built, 130 interrupted)."""
     from cmseg.logs import setup_logging
 
     parser = build_parser()
@@ -460,16 +461,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `cmseg info | head -1`
         return 0
-    except Exception as err:  # a bug in cmseg: keep it short unless asked
+    except OSError as err:  # a refusal of the filesystem that no reader or writer named
+        message = _filesystem_message(err)
+        if message is None:
+            return _internal_error(err, debug)
         if debug:
-            raise
-        first = str(err).strip().splitlines()
-        print(
-            f"error: internal error: {type(err).__name__}: {first[0] if first else ''} "
-            "(run again with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug in cmseg: keep it short unless asked
+        return _internal_error(err, debug)
+
+
+def _filesystem_message(err: OSError) -> str | None:
+    """``<path>: <reason>`` (permission denied, not a folder, no space...), or the reason
+    alone when the error names no file (a full disk seen by ``write``); None when the error is
+    not the filesystem's refusal."""
+    from cmseg.fs import filesystem_error, filesystem_reason
+
+    converted = filesystem_error(err)
+    return str(converted) if converted is not None else filesystem_reason(err)
+
+
+def _internal_error(err: BaseException, debug: bool) -> int:
+    """A bug in cmseg: one line, the traceback with ``--debug``."""
+    if debug:
+        raise err
+    first = str(err).strip().splitlines()
+    print(
+        f"error: internal error: {type(err).__name__}: {first[0] if first else ''} "
+        "(run again with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -38,6 +38,8 @@ __all__ = [
     "RunConfig",
     "load_config",
     "check_task",
+    "check_values",
+    "LIMITS",
     "from_dict",
     "to_dict",
     "apply_overrides",
@@ -145,7 +147,72 @@ def load_config(
     cfg = apply_overrides(from_file, overrides)
     if isinstance(cfg, RunConfig):
         check_task(cfg, source=path)
+        overridden = {item.partition("=")[0].strip() for item in overrides}
+        check_values(cfg, source=path, overridden=overridden)
     return cfg
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f"must be >= {low}"
+
+
+def _above(low: float, *, nullable: bool = False) -> tuple[Callable[[Any], bool], str]:
+    if nullable:
+        return (lambda v: v is None or v > low), f"must be > {low} or null"
+    return (lambda v: v > low), f"must be > {low}"
+
+
+#: Settings that cannot run outside a range: dotted key -> (test, what the value must be).
+LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model.image_size": _at_least(1),
+    "data.batch_size": _at_least(1),
+    "data.num_workers": _at_least(0),
+    "optim.lr": _above(0),
+    "optim.weight_decay": _at_least(0),
+    "optim.momentum": _at_least(0),
+    "optim.betas": (lambda v: all(0 <= b < 1 for b in v), "must lie in [0, 1) each"),
+    "schedule.warmup_steps": _at_least(0),
+    "schedule.step_size": _at_least(0),
+    "schedule.gamma": _above(0),
+    "schedule.power": _at_least(0),
+    "schedule.min_lr": _at_least(0),
+    "schedule.decay_steps": _at_least(0),
+    "train.max_steps": _at_least(1),
+    "train.accumulate": _at_least(1),
+    "train.log_every": _at_least(1),
+    "train.eval_every": _at_least(0),
+    "train.checkpoint_every": _at_least(0),
+    "train.grad_clip": _above(0, nullable=True),
+    "train.ema_decay": (
+        lambda v: v is None or 0 < v < 1,
+        "must lie in (0, 1) or be null",
+    ),
+}
+
+
+def check_values(
+    cfg: RunConfig,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    overridden: Set[str] = frozenset(),
+) -> None:
+    """Refuse settings that cannot run (:data:`LIMITS`: ``train.max_steps < 1``,
+    ``data.batch_size < 1``, ``optim.lr <= 0``...) when the config is loaded.
+
+    Args:
+        source: the config file, named in the message unless the value came from an override.
+        overridden: the dotted keys set by ``key=value`` overrides.
+
+    Raises:
+        ConfigError: one line naming the key, what it must be and the value found.
+    """
+    for key, (test, must) in LIMITS.items():
+        section, _, name = key.partition(".")
+        value = getattr(getattr(cfg, section), name)
+        if not test(value):
+            where = f"{source}: " if source is not None and key not in overridden else ""
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(f"{where}{key} {must}, got {shown}")
 
 
 def check_task(cfg: RunConfig, *, source: str | os.PathLike[str] | None = None) -> None:
@@ -179,6 +246,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()
         raise InputError(path, f"invalid YAML ({' '.join(first[:3])})") from None
+    except OSError as err:  # e.g. permission denied
+        from cmseg.fs import filesystem_reason
+
+        raise InputError(path, filesystem_reason(err) or f"cannot read ({err})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,6 +30,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cmseg.errors import InputError
+from cmseg.fs import (
+    check_output_dir,
+    check_output_file,
+    filesystem_error,
+    filesystem_reason,
+    temp_file,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -50,6 +56,8 @@ __all__ = [
     "remove_entries",
     "write_text",
     "atomic_open",
+    "check_output_dir",
+    "check_output_file",
 ]
 
 #: Extensions accepted for images, masks and saliency maps (lower case).
@@ -116,7 +124,9 @@ def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
             f"not a readable image (content does not match any image format; extension {path.suffix!r})",
         ) from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated / corrupt data
-        raise InputError(path, f"corrupt or truncated image ({_one_line(err)})") from None
+        refused = filesystem_reason(err)  # the filesystem's refusal, e.g. permission denied
+        reason = refused or f"corrupt or truncated image ({_one_line(err)})"
+        raise InputError(path, reason) from None
 
 
 def _one_line(err: BaseException) -> str:
@@ -309,7 +319,9 @@ def _read_numpy_map(path: Path, key: str | None) -> np.ndarray:
         # allow_pickle=False: a .npy/.npz is data, never code.
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise InputError(path, f"not a readable numpy file ({_one_line(err)})") from None
+        refused = filesystem_reason(err)  # e.g. permission denied, not a corrupt file
+        reason = refused or f"not a readable numpy file ({_one_line(err)})"
+        raise InputError(path, reason) from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = sorted(loaded.keys())
@@ -385,27 +397,45 @@ def normalise_aux(
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, fsync: bool = True, **kwargs: Any
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
 
     The rename is atomic on POSIX and Windows (``os.replace``), so readers see either the old
     file or the complete new one. On an exception the temporary file is removed and ``path``
-    is left untouched.
+    is left untouched. The file gets the mode an ordinary write gives under the umask
+    (:mod:`cmseg.fs`), and missing parent folders are created.
+
+    Args:
+        fsync: flush the data to disk before the rename (off for bulk data that is cheap to
+            write again, such as the synthetic benchmark).
+
+    Raises:
+        InputError: ``path`` is a folder, or the filesystem refuses the write (permission
+            denied, a file on the way, no space left...), naming ``path``.
     """
     path = Path(path)
     if path.is_dir():
         raise InputError(path, "is a directory, cannot write a file there")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = temp_file(path.parent, path.name)
+    except OSError as err:
+        raise (filesystem_error(err, path, doing="cannot write") or err) from None
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        converted = filesystem_error(err, path, doing="cannot write")
+        if converted is not None:
+            raise converted from None
         raise
 
 
@@ -463,7 +493,9 @@ def read_text(path: str | os.PathLike[str], what: str = "text") -> str:
     except IsADirectoryError:
         raise InputError(path, f"is a directory, expected a {what} file") from None
     except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+        raise (
+            filesystem_error(err, path) or InputError(path, f"cannot read: {err.strerror}")
+        ) from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
 

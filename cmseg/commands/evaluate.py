@@ -17,6 +17,7 @@ from cmseg.engine.eval_adapter import EvalAdapter
 from cmseg.engine.evaluate import MethodReport, evaluate_folders
 from cmseg.engine.reports import format_csv, format_markdown, format_text, table_rows
 from cmseg.errors import CmsegError
+from cmseg.fs import check_output_dir, check_output_file
 from cmseg.io import write_json, write_text
 from cmseg.tasks import evaluation_targets, load_evaluation
 
@@ -106,10 +107,21 @@ def _result_json(report: MethodReport) -> dict[str, Any]:
     return result
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any scoring, a report that could not be written (a file on the way, a
+    folder without write permission, a read-only or full file system)."""
+    for path in (args.out, args.csv, args.markdown):
+        if path:
+            check_output_file(path)
+    if args.plots:
+        check_output_dir(args.plots)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     methods = parse_pred_args(args.pred)
     adapter = load_evaluation(args.task)
     options = _options(args, adapter)
+    _check_outputs(args)
     reports: list[MethodReport] = []
     for name, folder in methods:
         report = evaluate_folders(

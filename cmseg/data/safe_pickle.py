@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cmseg.errors import InputError
+from cmseg.fs import filesystem_error
 
 __all__ = ["ALLOWED_GLOBALS", "load_pickle", "loads_pickle"]
 
@@ -134,7 +135,8 @@ def load_pickle(path: str | os.PathLike[str], *, decode_bytes: bool = True) -> A
     except IsADirectoryError:
         raise InputError(path, "is a directory, expected a pickle file") from None
     except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+        refused = filesystem_error(err, path)  # e.g. permission denied
+        raise (refused or InputError(path, f"cannot read: {err.strerror}")) from None
     if not data:
         raise InputError(path, "file is empty (0 bytes)")
     return loads_pickle(data, source=path, decode_bytes=decode_bytes)

@@ -88,12 +88,12 @@ def prepare_out(out: Path, owned: Iterable[str], task: str) -> None:
     a non-empty folder that no demo marked (nothing of the user's is ever removed).
 
     Raises:
-        InputError: ``out`` is a file, or a foreign non-empty folder.
+        InputError: ``out`` cannot be written (:func:`cmseg.fs.check_output_dir`), or is a
+            foreign non-empty folder.
     """
-    from cmseg.io import remove_entries, write_json
+    from cmseg.io import check_output_dir, remove_entries, write_json
 
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
+    check_output_dir(out)  # a file on the way, no write permission, a read-only disk
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise InputError(
@@ -301,12 +301,16 @@ def run_recipe(
         build_training: the task's training hook (``cmseg train``'s builder).
         args: ``--out``, ``--seed``, ``--device`` of ``cmseg demo``.
     """
+    from cmseg.fs import removed_if_failed
+
     start = time.perf_counter()
-    run = start_demo(
-        args, task=recipe.task, default_out=recipe.default_out, owned=recipe.owned,
-        steps=recipe.steps, samples=recipe.samples, min_samples=recipe.min_samples,
-    )  # fmt: skip
-    context = recipe.prepare(run)
+    # A demo that fails before its first training (settings, its data) leaves no new folder.
+    with removed_if_failed(Path(args.out or recipe.default_out)):
+        run = start_demo(
+            args, task=recipe.task, default_out=recipe.default_out, owned=recipe.owned,
+            steps=recipe.steps, samples=recipe.samples, min_samples=recipe.min_samples,
+        )  # fmt: skip
+        context = recipe.prepare(run)
     entries: dict[str, dict[str, Any]] = {}
     for number, (key, name) in enumerate(recipe.methods.items(), start=1):
         cfg = recipe.config(key, run, context)

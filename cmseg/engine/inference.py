@@ -143,12 +143,20 @@ def load_task_checkpoint(
             the first sod releases), or None to refuse those.
 
     Raises:
-        InputError: no checkpoint there, a checkpoint of another task, or metadata that names
+        InputError: no checkpoint there, files whose SHA-256 differs from the recorded one, no
+            ``meta.json`` (a bare weights file is not enough: the network is rebuilt from
+            the stored configuration), a checkpoint of another task, or metadata that names
             no model.
     """
-    from cmseg.engine.checkpoint import load_checkpoint
+    from cmseg.engine.checkpoint import META_NAME, load_checkpoint
 
-    state_dict, meta = load_checkpoint(path)
+    state_dict, meta = load_checkpoint(path)  # checks the SHA-256 recorded in meta.json
+    if os.path.isfile(path) and not os.path.isfile(os.path.join(os.path.dirname(path), META_NAME)):
+        raise InputError(
+            path,
+            f"no {META_NAME} beside this weights file; a predictor needs the model name and "
+            "configuration stored there: give the checkpoint folder",
+        )
     config = meta.get("config") or {}
     found = config.get("task") or assume_task or ""
     if found != task:

@@ -4,8 +4,9 @@ A task supplies a :class:`PredictCommand` (``tasks/<task>/cli.py``): its flags, 
 collects the work from them (without torch, so that a mistake fails in a blink), how it loads
 its predictor and runs it. :func:`run_prediction` does the rest for every task:
 
-* checks the output folder, that no two items share an output name, and that no output would
-  overwrite an input;
+* checks the output folder (a file on the way, no write permission: before the model is
+  loaded), that no two items share an output name, and that no output would overwrite an
+  input; a run that fails before writing any file removes the folder it created;
 * :func:`expand_inputs` and :func:`collect_images`: what the tasks' image flags take (files,
   folders of images and shell patterns, ``--image 'photos/*.jpg'`` or the many paths a
   shell makes of it);
@@ -33,6 +34,7 @@ from typing import Any
 
 from cmseg.data.pairing import index_by_stem
 from cmseg.errors import CmsegError, InputError
+from cmseg.fs import check_output_dir, removed_if_failed
 from cmseg.io import IMAGE_EXTENSIONS, check_file, write_png
 from cmseg.logs import progress
 
@@ -234,9 +236,7 @@ def run_prediction(command: PredictCommand, args: argparse.Namespace) -> int:
     """
     if args.batch_size < 1:
         raise CmsegError(f"--batch-size must be >= 1, got {args.batch_size}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
+    out = check_output_dir(args.out)  # a file on the way, no permission: before any work
     items = command.collect(args)
     _check_outputs(items, out, command.unit)
     todo = [it for it in items if not (args.skip_existing and _done(out / f"{it.name}.png"))]
@@ -256,19 +256,21 @@ def run_prediction(command: PredictCommand, args: argparse.Namespace) -> int:
         getattr(predictor, "device", "cpu"),
         f" ({skipped} existing skipped)" if skipped else "",
     )
-    out.mkdir(parents=True, exist_ok=True)
-    written, failed = _predict_and_write(command, predictor, todo, args)
-    command.finish(args, written)
-    log.info(
-        "wrote %d output(s) to %s%s",
-        len(written),
-        out,
-        f" ({skipped} existing skipped)" if skipped else "",
-    )
-    if failed:
-        raise InputError(
-            out, f"{len(failed)} {command.unit}(s) failed (listed above): {shown(failed)}"
+    # A run that fails before writing anything leaves no empty --out folder behind.
+    with removed_if_failed(out, keep_files=True):
+        out.mkdir(parents=True, exist_ok=True)
+        written, failed = _predict_and_write(command, predictor, todo, args)
+        command.finish(args, written)
+        log.info(
+            "wrote %d output(s) to %s%s",
+            len(written),
+            out,
+            f" ({skipped} existing skipped)" if skipped else "",
         )
+        if failed:
+            raise InputError(
+                out, f"{len(failed)} {command.unit}(s) failed (listed above): {shown(failed)}"
+            )
     return 0
 
 

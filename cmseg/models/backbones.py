@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from cmseg.errors import ConfigError, InputError
+from cmseg.fs import check_readable
 from cmseg.models.weights import StateDictError, convert_pvt_v2_original, describe_mismatch
 
 __all__ = [
@@ -103,6 +104,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "weights file not found")
+    check_readable(path)  # safetensors calls a permission error "No such file or directory"
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from cmseg.errors import ConfigError, InputError
+from cmseg.fs import filesystem_reason
 
 __all__ = [
     "TextFeatures",
@@ -149,7 +150,8 @@ class Vocabulary:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as err:
-            raise InputError(path, f"cannot read the vocabulary ({err})") from None
+            reason = filesystem_reason(err) or f"cannot read the vocabulary ({err})"
+            raise InputError(path, reason) from None
         words = [line.strip() for line in lines if line.strip()]
         if not words:
             raise InputError(path, "the vocabulary file is empty")
@@ -232,7 +234,8 @@ def load_glove(
                 except ValueError:
                     raise InputError(path, f"line {number}: a value is not a number") from None
     except OSError as err:
-        raise InputError(path, f"cannot read the GloVe file ({err.strerror or err})") from None
+        reason = filesystem_reason(err) or err.strerror or err  # e.g. permission denied
+        raise InputError(path, f"cannot read the GloVe file ({reason})") from None
     if width is None:
         raise InputError(path, "no word vector in the file")
     generator = torch.Generator().manual_seed(seed)

@@ -76,7 +76,7 @@ def test_two_items_of_one_name_or_an_output_over_an_input_are_refused(tmp_path):
     with pytest.raises(InputError, match="would overwrite this input"):
         run_prediction(make_command(over, loads=[]), args_for(out))
     (tmp_path / "file").write_text("")
-    with pytest.raises(InputError, match="exists and is not a folder"):
+    with pytest.raises(InputError, match="is a file, not a folder"):
         run_prediction(make_command([], loads=[]), args_for(tmp_path / "file"))
     assert not out.exists()
 

@@ -21,14 +21,6 @@ from cmseg.tasks import TASKS, get_task
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture
-def toy(monkeypatch):
-    monkeypatch.setitem(TASKS, "toy", toy_task.make_task())
-    monkeypatch.setitem(MODELS, toy_task.MODEL, toy_task.build_toy_net)
-    monkeypatch.setenv("CMSEG_PROGRESS", "0")
-    return TASKS["toy"]
-
-
 def test_a_toy_task_trains_predicts_evaluates_and_demos_through_the_cli(toy, tmp_path, capsys):
     data = tmp_path / "data"
     toy_task.write_toy_data(data, n=12, seed=0)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from cmseg.errors import InputError
+from cmseg.fs import check_readable
 from cmseg.io import read_json
 
 __all__ = [
@@ -188,6 +189,8 @@ def load_mat_variable(path: Path, name: str) -> np.ndarray:
     """Variable ``name`` of a MATLAB ``.mat`` file; every failure is an InputError naming it."""
     import scipy.io
 
+    if path.exists():
+        check_readable(path)  # scipy would call a permission error an unreadable MATLAB file
     try:
         mat = scipy.io.loadmat(str(path))
     except FileNotFoundError:

@@ -69,6 +69,7 @@ from cmseg.data.formats import (
     same_size,
 )
 from cmseg.errors import CmsegError, InputError
+from cmseg.fs import check_readable
 from cmseg.io import IMAGE_EXTENSIONS, read_image, read_text
 
 __all__ = [
@@ -229,6 +230,7 @@ def read_video_frames(path: Path, positions: Sequence[int]) -> tuple[list[np.nda
 
     if not path.is_file():
         raise InputError(path, "no such file")
+    check_readable(path)  # OpenCV would report a permission error as "no decoder"
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise InputError(path, "cannot open the video (OpenCV found no decoder for it)")
@@ -260,6 +262,8 @@ def read_video_frames(path: Path, positions: Sequence[int]) -> tuple[list[np.nda
 def read_a2d_instances(path: Path) -> tuple[list[int], np.ndarray]:
     """``(instance ids, masks bool (N, H, W))`` of one A2D ``.h5`` frame annotation."""
     h5py = require_h5py()
+    if path.exists():
+        check_readable(path)  # h5py would call a permission error an unreadable HDF5 file
     try:
         with h5py.File(path, "r") as f:
             if "instance" not in f or "reMask" not in f:

@@ -35,6 +35,7 @@ from typing import Any
 from cmseg.data.synthetic import coseg, fsrvos, ris, rvos, sod
 from cmseg.data.synthetic.sod import write_corrupted_set
 from cmseg.errors import ConfigError, InputError
+from cmseg.fs import check_output_dir, removed_if_failed
 from cmseg.io import remove_entries, write_json
 
 __all__ = [
@@ -106,17 +107,19 @@ def write_synthetic(
 
     Raises:
         ConfigError: unknown task or option, or an invalid value.
-        InputError: ``out`` is a file, or a non-empty folder without ``overwrite``.
+        InputError: ``out`` cannot be written (a file on the way, no permission, a read-only
+            or full disk; :func:`cmseg.fs.check_output_dir`), or is a non-empty folder
+            without ``overwrite``. A run that fails removes the folder it created.
     """
     known = _check_arguments(task, n, size, seed, options)
-    out = Path(out)
-    _prepare_folder(out, overwrite)
-
+    out = check_output_dir(out)  # a file on the way, no permission: before anything is drawn
     start = time.perf_counter()
-    try:
-        counts = SYNTH_WRITERS[task](out, n, size, seed, **options)
-    except ValueError as err:
-        raise ConfigError(f"data synth {task}: {err}") from None
+    with removed_if_failed(out):  # a dataset half written into a new folder is taken away
+        _prepare_folder(out, overwrite)
+        try:
+            counts = SYNTH_WRITERS[task](out, n, size, seed, **options)
+        except ValueError as err:
+            raise ConfigError(f"data synth {task}: {err}") from None
     seconds = time.perf_counter() - start
 
     resolved = {**known, **options}
@@ -163,9 +166,7 @@ def _check_arguments(
 def _prepare_folder(out: Path, overwrite: bool) -> None:
     """Create ``out``; it must be empty unless ``overwrite``, and then the entries an earlier
     synthetic run wrote (any task's :data:`OWNED_PATHS`, and the marker) are removed first.
-    Raises :class:`InputError` for a file, or a non-empty folder without ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
+    Raises :class:`InputError` for a non-empty folder without ``overwrite``."""
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise InputError(

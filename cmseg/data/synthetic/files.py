@@ -9,13 +9,12 @@ the cost of writing thousands of small files.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from cmseg.io import atomic_open
 
 __all__ = [
     "voc_palette",
@@ -91,18 +90,10 @@ def encode_png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` atomically: temporary file beside ``path``, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` atomically (:func:`cmseg.io.atomic_open` without fsync: temporary file
+    beside ``path``, then ``os.replace``; the umask's ordinary mode)."""
+    with atomic_open(path, "wb", fsync=False) as handle:
+        handle.write(data)
 
 
 def write_jpeg(path: str | os.PathLike[str], rgb: np.ndarray, quality: int = 92) -> None:
