@@ -31,7 +31,14 @@ from typing import Any
 from cmseg.data.pairing import index_by_stem
 from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem, shown
 from cmseg.errors import CmsegError, InputError
-from cmseg.io import AUX_EXTENSIONS, IMAGE_EXTENSIONS, check_file, read_aux, read_image
+from cmseg.io import (
+    AUX_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    AuxNormalisation,
+    check_file,
+    read_aux,
+    read_image,
+)
 
 __all__ = ["SODItem", "collect_sod_inputs", "PREDICT"]
 
@@ -140,26 +147,33 @@ def _as_work(items: Sequence[SODItem]) -> list[PredictItem]:
     ]
 
 
-def _read(item: SODItem) -> tuple[Any, Any]:
-    """Read one item's image and map (in a worker thread)."""
+def _read(item: SODItem, aux_normalisation: AuxNormalisation) -> tuple[Any, Any]:
+    """Read one item's image and map (in a worker thread), the map normalised as the
+    checkpoint was trained (the predictor then leaves it as it is)."""
     rgb = read_image(item.rgb)
     if item.aux is None:
         return rgb, None
-    aux, valid = read_aux(item.aux)
+    aux, valid = read_aux(item.aux, normalisation=aux_normalisation)
     if not valid.any():
         log.warning("%s: no finite value in the map; predicting with an all-zero map", item.aux)
     return rgb, aux
 
 
 def _read_ahead(
-    pool: ThreadPoolExecutor, batches: Sequence[Sequence[PredictItem]]
+    pool: ThreadPoolExecutor,
+    batches: Sequence[Sequence[PredictItem]],
+    aux_normalisation: AuxNormalisation,
 ) -> Iterator[tuple[Sequence[PredictItem], list[Future[Any]]]]:
     """Each batch with its read futures; the next batch is read while this one is used."""
-    pending = [pool.submit(_read, item.payload) for item in batches[0]] if batches else []
+
+    def submit(batch: Sequence[PredictItem]) -> list[Future[Any]]:
+        return [pool.submit(_read, item.payload, aux_normalisation) for item in batch]
+
+    pending = submit(batches[0]) if batches else []
     for i, batch in enumerate(batches):
         current = pending
         if i + 1 < len(batches):
-            pending = [pool.submit(_read, item.payload) for item in batches[i + 1]]
+            pending = submit(batches[i + 1])
         yield batch, current
 
 
@@ -206,7 +220,7 @@ def _predict(
     out = Path(args.out)
     batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cmseg-read") as pool:
-        for batch, futures in _read_ahead(pool, batches):
+        for batch, futures in _read_ahead(pool, batches, predictor.aux_normalisation):
             ready: list[tuple[PredictItem, Any, Any]] = []
             for item, future in zip(batch, futures, strict=True):
                 try:

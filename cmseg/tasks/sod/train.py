@@ -80,7 +80,10 @@ def _validator(cfg: RunConfig, opts: SODOptions, size: int) -> SODValidator | No
     if not cfg.data.val_sets:
         return None
     val_set = SODFolders(
-        opts.val_root or cfg.data.root, sets=cfg.data.val_sets, zero_is_invalid=opts.zero_is_invalid
+        opts.val_root or cfg.data.root,
+        sets=cfg.data.val_sets,
+        zero_is_invalid=opts.zero_is_invalid,
+        aux_normalisation=opts.aux_normalisation,
     )
     return SODValidator(
         val_set,
@@ -105,6 +108,7 @@ def _log_run(
         else ", no validation",
         ", aux input zeroed (RGB-only)" if zero_aux else "",
     )
+    log.info("sod: aux maps normalised with %s", train_set.aux_normalisation)
 
 
 def build_training(cfg: RunConfig) -> TrainingSetup:
@@ -119,7 +123,10 @@ def build_training(cfg: RunConfig) -> TrainingSetup:
     size = check_image_size(cfg.model.image_size)
     model = build_sod_model(cfg.model)
     train_set = SODFolders(
-        cfg.data.root, sets=cfg.data.train_sets or None, zero_is_invalid=opts.zero_is_invalid
+        cfg.data.root,
+        sets=cfg.data.train_sets or None,
+        zero_is_invalid=opts.zero_is_invalid,
+        aux_normalisation=opts.aux_normalisation,
     )
     validate = _validator(cfg, opts, size)
     _log_run(cfg, train_set, validate, opts.zero_aux)
