@@ -5,7 +5,8 @@ Conventions (DESIGN §3):
 * images come back as RGB ``uint8`` arrays of shape ``(H, W, 3)``, EXIF orientation applied;
 * depth / thermal maps come back as ``float32`` ``(H, W)`` in ``[0, 1]`` plus a boolean
   validity mask (NaN, +/-inf and, on request, zeros are invalid and excluded from the
-  normalisation);
+  normalisation), normalised one of the :data:`AUX_NORMALISATIONS` ways (``minmax`` per image,
+  or ``div255``, the official XMSNet reading);
 * masks come back as ``bool`` ``(H, W)``; indexed (palette) masks as integer ``(H, W)``;
 * writers are atomic: the data goes to a temporary file in the target folder, which is then
   renamed over the target, so an interrupted run never leaves a half-written file behind.
@@ -29,6 +30,13 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cmseg.aux_normalisation import (
+    AUX_NORMALISATIONS,
+    AuxNormalisation,
+    check_aux_normalisation,
+    normalise_aux,
+    pil_luma,
+)
 from cmseg.errors import InputError
 from cmseg.fs import (
     check_output_dir,
@@ -41,10 +49,15 @@ from cmseg.fs import (
 __all__ = [
     "IMAGE_EXTENSIONS",
     "AUX_EXTENSIONS",
+    "AUX_NORMALISATIONS",
+    "AuxNormalisation",
     "MAX_PIXELS",
     "check_file",
     "read_image",
     "read_aux",
+    "normalise_aux",
+    "check_aux_normalisation",
+    "pil_luma",
     "read_mask",
     "SOD_GT_THRESHOLD",
     "read_index_mask",
@@ -273,29 +286,41 @@ def read_index_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXEL
         raise InputError(path, f"unsupported image mode {img.mode!r} for an indexed mask")
 
 
+_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
 def read_aux(
     path: str | os.PathLike[str],
     *,
     zero_is_invalid: bool = False,
     key: str | None = None,
     max_pixels: int = MAX_PIXELS,
+    normalisation: AuxNormalisation = "minmax",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read a depth or thermal map and normalise it per image.
+    """Read a depth or thermal map and bring it to ``[0, 1]`` (:func:`normalise_aux`).
 
     Accepts PNG (8 or 16 bit), JPEG, BMP, TIFF (integer or float), WebP, ``.npy`` and ``.npz``.
     An ``.npz`` holding one array gives it; one holding several needs ``key``, the name of the
     array to read (``cmseg predict sod --aux-key``, ``data.options.aux_key``): it is never
     guessed, and the error lists the names. ``key`` is ignored by the other formats, which
-    hold one map. Colour maps are averaged over their channels.
-    Non-finite values (NaN, +/-inf) and, with ``zero_is_invalid``, zeros (the usual "no
-    measurement" code of depth sensors) are marked invalid, excluded from the min-max
-    normalisation and set to 0.
+    hold one map. With ``normalisation="minmax"`` colour maps are averaged over their
+    channels; with ``"div255"`` every 8-bit image goes through PIL's ``convert('L')`` first,
+    exactly as the official XMSNet loader reads it (colour: ITU-R 601 luma). Non-finite values
+    (NaN, +/-inf) and, with ``zero_is_invalid``, zeros (the usual "no measurement" code of
+    depth sensors) are marked invalid and set to 0 (and left out of the min-max range).
 
     Returns:
         ``(values, valid)``: ``float32`` ``(H, W)`` in ``[0, 1]`` and ``bool`` ``(H, W)``.
-        A map whose valid values are all equal normalises to 0 everywhere; a map with no
-        valid pixel gives zeros and an all-False mask (callers decide whether that is fatal).
+        A map whose valid values are all equal normalises to 0 everywhere under ``minmax``; a
+        map with no valid pixel gives zeros and an all-False mask (callers decide whether that
+        is fatal).
+
+    Raises:
+        InputError: an unreadable file, or a map ``div255`` cannot read (a float map outside
+            [0, 1], integers beyond 16 bits).
+        ValueError: an unknown ``normalisation``.
     """
+    check_aux_normalisation(normalisation)
     path = Path(path)
     check_file(path, AUX_EXTENSIONS)
     suffix = path.suffix.lower()
@@ -303,15 +328,20 @@ def read_aux(
         raw = _read_numpy_map(path, key)
     else:
         with _opened(path, max_pixels) as img:
-            if img.mode == "P":
+            if img.mode in _HIGH_BIT_MODES or img.mode in ("L", "1"):
+                pass  # one channel already: its values as stored
+            elif normalisation == "div255":
+                img = img.convert("L")  # the official loader's reading, bit for bit
+            elif img.mode == "P":
                 img = img.convert("L")
             elif img.mode in ("RGBA", "LA", "CMYK", "YCbCr"):
                 img = img.convert("RGB")
             raw = np.asarray(img)
-    if raw.ndim == 3:
-        raw = raw.astype(np.float64).mean(axis=2)
     _check_pixels(path, raw.shape[1], raw.shape[0], max_pixels)
-    return normalise_aux(raw, zero_is_invalid=zero_is_invalid)
+    try:
+        return normalise_aux(raw, zero_is_invalid=zero_is_invalid, mode=normalisation)
+    except ValueError as err:
+        raise InputError(path, str(err)) from None
 
 
 def _read_numpy_map(path: Path, key: str | None) -> np.ndarray:
@@ -352,44 +382,6 @@ def _keys(keys: Sequence[str], shown: int = 20) -> str:
     """The array names of an .npz for a message (all of them, up to ``shown``)."""
     more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
     return ", ".join(keys[:shown]) + more
-
-
-def normalise_aux(
-    raw: np.ndarray, *, zero_is_invalid: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Min-max normalise a raw map over its valid pixels.
-
-    Args:
-        raw: ``(H, W)`` array of any numeric dtype.
-        zero_is_invalid: treat exact zeros as missing measurements.
-
-    Returns:
-        ``float32`` ``(H, W)`` in ``[0, 1]`` (invalid pixels 0) and the ``bool`` validity mask.
-    """
-    if raw.dtype.kind in "biu" and not zero_is_invalid:
-        # Integer maps (8/16-bit PNGs, the common case) have no NaN/inf: every pixel is valid,
-        # so min-max in float32 without boolean indexing (about 5x faster at 384x384).
-        valid = np.ones(raw.shape, dtype=bool)
-        low, high = float(raw.min()), float(raw.max())
-        if high <= low:
-            return np.zeros(raw.shape, dtype=np.float32), valid
-        out = raw.astype(np.float32)
-        out -= np.float32(low)
-        out *= np.float32(1.0 / (high - low))
-        np.clip(out, 0.0, 1.0, out=out)  # float32 rounding could step a hair past 1
-        return out, valid
-    values = raw.astype(np.float64, copy=False)
-    valid = np.isfinite(values)
-    if zero_is_invalid:
-        valid &= values != 0
-    out = np.zeros(values.shape, dtype=np.float32)
-    if not valid.any():
-        return out, valid
-    picked = values[valid]
-    low, high = float(picked.min()), float(picked.max())
-    if high > low:
-        out[valid] = ((picked - low) / (high - low)).astype(np.float32)
-    return out, valid
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from cmseg.errors import ConfigError
 
@@ -29,6 +30,7 @@ __all__ = [
     "barrier",
     "all_reduce_sums",
     "all_reduce_mean",
+    "broadcast_buffers",
     "all_gather_objects",
     "resolve_device",
     "cleanup",
@@ -120,6 +122,19 @@ def all_reduce_mean(values: Mapping[str, float], weight: float = 1.0) -> dict[st
     if total <= 0:
         raise ValueError("all_reduce_mean: the weights sum to zero over the ranks")
     return {k: s / total for k, s in zip(keys, sums, strict=True)}
+
+
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Give every rank rank ``src``'s buffers of ``module`` (batch-norm running statistics).
+
+    DDP broadcasts them at the start of each forward, so after the last training step each
+    rank holds its own update: validating then would score every rank's share with other
+    statistics than the checkpoint rank 0 saves.
+    """
+    if not is_distributed():
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=src)
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

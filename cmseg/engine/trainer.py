@@ -431,6 +431,8 @@ class Trainer:
 
     def _evaluate(self, logger: RunLogger) -> dict[str, float]:
         model = self.ema.module if self.ema is not None else self.model
+        # Every rank scores its share with the buffers (BN statistics) of the saved model.
+        distributed.broadcast_buffers(model)
         model.eval()
         with preserved_rng(), torch.no_grad(), self._autocast():
             raw = dict(self.validate(model))  # type: ignore[misc]

@@ -6,8 +6,9 @@ Two interchangeable encoders share one output, :class:`TextFeatures`:
   :class:`Vocabulary` built from the training sentences (saved with the model, see
   :meth:`Vocabulary.to_json`), word embeddings optionally initialised from a local GloVe text
   file (:func:`load_glove`), and a one-layer LSTM (1000 wide in the paper) over at most 20
-  tokens. As in the official code, padding never enters the LSTM and the word features are
-  L2-normalised.
+  tokens. As in the official code, padding never enters the LSTM, the LSTM is TF's
+  ``BasicLSTMCell`` (forget bias 1.0), words are looked up as the official tokeniser leaves
+  them (:func:`tokenize`) and the word features are L2-normalised.
 * :class:`HFTextEncoder`: any Hugging Face ``transformers`` encoder saved in a local directory
   (BERT, RoBERTa, CLIP's text tower), frozen or fine-tuned. Nothing is downloaded.
 
@@ -47,9 +48,9 @@ __all__ = [
 PAD, GO, EOS, UNK = "<pad>", "<go>", "<eos>", "<unk>"
 SPECIALS = (PAD, GO, EOS, UNK)
 
-#: ``re.split`` with a capturing group keeps the separators: punctuation becomes tokens,
-#: whitespace-only pieces are dropped afterwards. ``\W`` is Unicode-aware, so "café" or
-#: "ベッド" stay whole words.
+#: ``re.split`` with a capturing group keeps the separators: punctuation becomes tokens (with
+#: the spaces around it, as the official code keeps them), whitespace-only pieces are dropped
+#: afterwards. ``\W`` is Unicode-aware, so "café" or "ベッド" stay whole words.
 _SPLIT = re.compile(r"(\W+)")
 
 
@@ -99,15 +100,25 @@ class SentenceTokens:
 _WORDLIKE = re.compile(r"\w")
 
 
-def tokenize(sentence: str) -> list[str]:
-    """CMPC's (text_objseg's) tokenisation: split on runs of non-word characters keeping the
-    punctuation as tokens, lowercase, drop whitespace, drop one trailing ``"."``.
+def tokenize(sentence: str, *, strip: bool = False) -> list[str]:
+    """CMPC's (text_objseg's) tokenisation, ``sentence2vocab_indices``: split on runs of
+    non-word characters keeping them as tokens, drop the pieces that are only whitespace,
+    lowercase, drop one trailing ``"."`` piece.
+
+    The pieces are kept as they are, spaces included (``", "`` in "man, left"), because the
+    official code looks them up that way: punctuation next to a space is never in a
+    vocabulary (whose words are stripped) and reads as ``<unk>``, and only a final ``"."``
+    written against the last word is dropped. ``strip=True`` strips every piece (cmseg's
+    reading before it followed the official one; the checkpoints of that time use it).
 
     >>> tokenize("The man, on the LEFT.")
+    ['the', 'man', ', ', 'on', 'the', 'left']
+    >>> tokenize("The man, on the LEFT.", strip=True)
     ['the', 'man', ',', 'on', 'the', 'left']
     """
-    words = [w.strip().lower() for w in _SPLIT.split(sentence.strip())]
-    words = [w for w in words if w]
+    words = [w.lower() for w in _SPLIT.split(sentence.strip()) if w.strip()]
+    if strip:
+        words = [w.strip() for w in words]
     if words and words[-1] == ".":
         words = words[:-1]
     return words
@@ -119,9 +130,14 @@ class Vocabulary:
     Args:
         words: the vocabulary words in id order, *after* the four specials (which are added
             here if ``words`` does not start with them).
+        strip_tokens: how :meth:`encode` tokenises (:func:`tokenize`): False (the official
+            lookup, a piece such as ``", "`` as it is, hence ``<unk>``) or True (every piece
+            stripped: ris checkpoints written before cmseg followed the official lookup,
+            whose ``meta.json`` has no ``extra.strip_tokens``).
     """
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], *, strip_tokens: bool = False) -> None:
+        self.strip_tokens = bool(strip_tokens)
         words = list(words)
         if tuple(words[: len(SPECIALS)]) != SPECIALS:
             words = list(SPECIALS) + [w for w in words if w not in SPECIALS]
@@ -134,14 +150,20 @@ class Vocabulary:
         return len(self.words)
 
     @classmethod
-    def build(cls, sentences: Iterable[str], *, min_count: int = 1) -> Vocabulary:
+    def build(
+        cls, sentences: Iterable[str], *, min_count: int = 1, strip_tokens: bool = False
+    ) -> Vocabulary:
         """The words of ``sentences`` seen at least ``min_count`` times, most frequent first
-        (ties in first-seen order): ids do not depend on a hash seed."""
+        (ties in first-seen order): ids do not depend on a hash seed.
+
+        Pieces with spaces around them (``", "``) are left out: like the official vocabulary
+        files, whose lines are stripped, the vocabulary holds only what the lookup can find.
+        """
         counts: Counter[str] = Counter()
         for sentence in sentences:
-            counts.update(tokenize(sentence))
+            counts.update(w for w in tokenize(sentence, strip=strip_tokens) if w == w.strip())
         kept = [w for w, n in counts.most_common() if n >= min_count and w not in SPECIALS]
-        return cls(kept)
+        return cls(kept, strip_tokens=strip_tokens)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Vocabulary:
@@ -173,7 +195,8 @@ class Vocabulary:
         """Token ids of ``sentence``: unknown words -> ``<unk>``, the first ``max_len`` tokens
         kept (as the official code). An empty sentence gives ``[<unk>]`` so that every
         sentence has at least one word to attend to."""
-        ids = [self.ids.get(w, self.ids[UNK]) for w in tokenize(sentence)[:max_len]]
+        tokens = tokenize(sentence, strip=self.strip_tokens)[:max_len]
+        ids = [self.ids.get(w, self.ids[UNK]) for w in tokens]
         return ids or [self.ids[UNK]]
 
     def batch(
@@ -253,6 +276,16 @@ class LSTMTextEncoder(nn.Module):
     Padding is never fed to the LSTM (the official code skips padded steps with ``tf.cond``;
     here the batch is packed), so a sentence's features do not depend on the batch it is in.
 
+    The LSTM computes what the official TF1 ``BasicLSTMCell(forget_bias=1.0)`` computes: TF
+    adds ``forget_bias`` to the forget gate at run time, ``c' = c sigmoid(f + 1) + ...``,
+    over one bias variable that starts at 0 and a Glorot-uniform kernel ``(in + H) x 4H``.
+    PyTorch's LSTM has two biases and no run-time constant, so here ``bias_ih`` is that one
+    bias plus ``forget_bias`` on the forget slice (starting at exactly TF's function) and
+    ``bias_hh`` is held at 0, not trained (two trained copies of one bias would move their
+    sum twice as fast under Adam); the kernels get TF's Glorot bound
+    ``sqrt(6 / (in + H + 4H))``. The forget bias thus also trains, as TF's bias variable
+    next to its constant does: the same function, the same gradients.
+
     Args:
         vocab: the word vocabulary (kept on the module: :meth:`extra_repr` and checkpoints).
         embed_dim: word embedding width (300 for GloVe).
@@ -260,6 +293,8 @@ class LSTMTextEncoder(nn.Module):
         max_len: tokens kept per sentence (20 in the paper).
         embeddings: optional initial ``len(vocab) x embed_dim`` matrix (:func:`load_glove`).
         normalize: L2-normalise the word features (the official code does).
+        forget_bias: the official ``BasicLSTMCell``'s (1.0): the forget gate's bias at
+            initialisation.
     """
 
     def __init__(
@@ -271,6 +306,7 @@ class LSTMTextEncoder(nn.Module):
         max_len: int = 20,
         embeddings: torch.Tensor | None = None,
         normalize: bool = True,
+        forget_bias: float = 1.0,
     ) -> None:
         super().__init__()
         if max_len < 1:
@@ -288,7 +324,23 @@ class LSTMTextEncoder(nn.Module):
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
         self.lstm = nn.LSTM(embed_dim, hidden, num_layers=1, batch_first=True)
+        self.forget_bias = float(forget_bias)
+        self.reset_lstm()
         self.out_channels = hidden
+
+    def reset_lstm(self) -> None:
+        """TF ``BasicLSTMCell``'s initialisation (see the class): Glorot-uniform kernels over
+        ``(in + H) x 4H``, bias 0 but ``forget_bias`` on the forget gate, ``bias_hh`` 0 and
+        not trained."""
+        lstm, hidden = self.lstm, self.lstm.hidden_size
+        bound = math.sqrt(6.0 / (lstm.input_size + hidden + 4 * hidden))
+        with torch.no_grad():
+            nn.init.uniform_(lstm.weight_ih_l0, -bound, bound)
+            nn.init.uniform_(lstm.weight_hh_l0, -bound, bound)
+            lstm.bias_ih_l0.zero_()
+            lstm.bias_ih_l0[hidden : 2 * hidden] = self.forget_bias  # gates i, f, g, o
+            lstm.bias_hh_l0.zero_()
+        lstm.bias_hh_l0.requires_grad_(False)
 
     def extra_repr(self) -> str:
         return f"vocabulary={len(self.vocab)} words, max_len={self.max_len}"

@@ -20,12 +20,36 @@ SENTENCES = ["The man on the left.", "a red cup, next to the plate", "left zebra
 
 
 def test_tokenize_as_the_official_preprocess_sentence():
-    assert tokenize("The man, on the LEFT.") == ["the", "man", ",", "on", "the", "left"]
+    # util/text_processing.sentence2vocab_indices: re.split(r"(\W+)"), keep the pieces that
+    # are not only whitespace, lowercase them *unstripped*, drop one trailing "." piece
+    assert tokenize("The man, on the LEFT.") == ["the", "man", ", ", "on", "the", "left"]
     assert tokenize("  guy in   blue!! ") == ["guy", "in", "blue", "!!"]
     assert tokenize("") == [] and tokenize(" . ") == []
+    assert tokenize("man on the left .") == ["man", "on", "the", "left", " ."]  # not "."
+    assert tokenize("man's t-shirt") == ["man", "'", "s", "t", "-", "shirt"]
     # Unicode word characters stay in one token; the dot goes only at the end
-    assert tokenize("café à gauche. ok.") == ["café", "à", "gauche", ".", "ok"]
+    assert tokenize("café à gauche. ok.") == ["café", "à", "gauche", ". ", "ok"]
     assert tokenize("左のベッド") == ["左のベッド"]
+    # strip=True: every piece stripped (cmseg's reading before it followed the official one)
+    assert tokenize("The man, on the LEFT.", strip=True) == ["the", "man", ",", "on", "the", "left"]
+    assert tokenize("man on the left .", strip=True) == ["man", "on", "the", "left"]
+
+
+def test_punctuation_next_to_a_space_is_unknown_as_officially():
+    """The official lookup takes ", " as it is; vocabulary files are read stripped, so it is
+    never found and reads as <unk>; punctuation inside a word ("'" in "man's") is found."""
+    vocab = Vocabulary(["man", ",", "left", "'", "s", "."])
+    unk, ids = vocab.ids["<unk>"], vocab.ids
+    assert vocab.encode("man, left") == [ids["man"], unk, ids["left"]]
+    assert vocab.encode("man , left .") == [ids["man"], unk, ids["left"], unk]
+    assert vocab.encode("man's left.") == [ids["man"], ids["'"], ids["s"], ids["left"]]
+    # a vocabulary built from sentences holds only pieces the lookup can find
+    built = Vocabulary.build(["the man, left", "man's"])
+    assert ", " not in built.ids and "," not in built.ids and "'" in built.ids
+    # checkpoints written before: every piece stripped, "," found
+    legacy = Vocabulary(["man", ",", "left"], strip_tokens=True)
+    assert legacy.encode("man, left") == [legacy.ids["man"], legacy.ids[","], legacy.ids["left"]]
+    assert "," in Vocabulary.build(["the man, left"], strip_tokens=True).ids
 
 
 def test_vocabulary_ids_unknown_long_and_empty_sentences(tmp_path):

@@ -15,7 +15,8 @@ also ``.npy``/``.npz``/16-bit PNG/TIFF). Folder names are matched without regard
 Sample dict (:class:`SODFolders`)::
 
     image      uint8 (H, W, 3)     RGB
-    aux        float32 (H, W)      depth/thermal normalised per image to [0, 1]
+    aux        float32 (H, W)      depth/thermal in [0, 1] (aux_normalisation: min-max per
+                                   image, or div255 as the official loader)
     aux_valid  bool (H, W)         False where the map is NaN/inf (or 0 with zero_is_invalid)
     mask       bool (H, W)         GT > 128 (absent with require_gt=False and no GT folder)
     name       str                 file stem
@@ -48,6 +49,8 @@ from cmseg.io import (
     AUX_EXTENSIONS,
     IMAGE_EXTENSIONS,
     SOD_GT_THRESHOLD,
+    AuxNormalisation,
+    check_aux_normalisation,
     read_aux,
     read_image,
     read_mask,
@@ -177,10 +180,13 @@ class SODFolders(Reader):
         aux_key: the array to read from ``.npz`` maps that hold several
             (:func:`cmseg.io.read_aux`); None reads the only one.
         require_gt: when False a set without a GT folder is accepted (samples have no ``mask``).
+        aux_normalisation: how a map becomes [0, 1] (:func:`cmseg.io.normalise_aux`):
+            ``minmax`` per image, or ``div255``, the official XMSNet reading.
         transform: called on each sample dict.
 
     Raises:
         InputError: no set found, a missing folder, or an RGB image without its depth/GT partner.
+        ValueError: an unknown ``aux_normalisation``.
     """
 
     def __init__(
@@ -191,11 +197,13 @@ class SODFolders(Reader):
         zero_is_invalid: bool = False,
         aux_key: str | None = None,
         require_gt: bool = True,
+        aux_normalisation: AuxNormalisation = "minmax",
         transform: Transform | None = None,
     ) -> None:
         self.root = Path(root)
         self.zero_is_invalid = zero_is_invalid
         self.aux_key = aux_key or None
+        self.aux_normalisation = check_aux_normalisation(aux_normalisation)
         self.transform = transform
         try:
             self.samples = index_sod(self.root, sets, require_gt=require_gt)
@@ -213,7 +221,12 @@ class SODFolders(Reader):
     def _load(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
         image = read_image(s.image)
-        aux, valid = read_aux(s.aux, zero_is_invalid=self.zero_is_invalid, key=self.aux_key)
+        aux, valid = read_aux(
+            s.aux,
+            zero_is_invalid=self.zero_is_invalid,
+            key=self.aux_key,
+            normalisation=self.aux_normalisation,
+        )
         same_size(s.image, image.shape, s.aux, aux.shape, "depth/thermal map")
         out: dict[str, Any] = {
             "image": image,

@@ -38,7 +38,12 @@ def sod_train_transforms(
     * the three colour enhancers are clipped once, not after each step (see
       :class:`ColorJitter`);
     * ``aux_noise`` (off by default, not in the reference) adds :class:`AuxNoise` with that
-      maximum std; ``mask_pepper=False`` drops the label noise.
+      maximum std; ``mask_pepper=False`` drops the label noise;
+    * the aux map arrives in [0, 1] from the reader, normalised the way
+      ``SODFolders(aux_normalisation=...)`` says: ``minmax`` per image by default, or
+      ``div255``, the reference's ``value / 255`` of PIL's 8-bit 'L' map (see
+      :func:`cmseg.io.normalise_aux`); the warp then resizes it in float, where the reference
+      resizes the 8-bit map (a difference of at most 1/255).
     """
     steps: list[Transform] = [
         HorizontalFlip(p=0.5),

@@ -59,14 +59,23 @@ Departures from the official code (TF1, batch size 1), each documented where it 
   DeepLab-v2's Caffe ResNet-101 (stride on the 1x1 conv, COCO-pretrained weights).
 * Every weight of the model is trainable (batch norm aside). The official README trains
   without ``-conv5``, which leaves the whole ResNet fixed; freezing the backbone is the
-  training loop's choice here (``model.backbone.requires_grad_(False)``).
+  training loop's choice here (``model.backbone.requires_grad_(False)``). A trained backbone
+  is never weight-decayed (the official ``-conv5`` would decay res3-5's kernels too).
 
 Kept as in the official code: layer norms normalise over all positions and channels of a
 sample with a per-channel scale and shift (TF's ``layer_norm`` default,
 :func:`sample_layer_norm`); each TGFE message has its own gate (the official ``lang_se``
 builds one gate per (receiver, sender) pair); the ConvLSTM layer-normalises the cell state it
-carries as well as the four gates; Xavier-uniform initialisation with zero biases
-in the head; frozen backbone batch norm in the paper configuration.
+carries as well as the four gates, and adds its forget bias 1 after the gate's layer norm;
+Xavier-uniform initialisation with zero biases in the head, MUTAN's five stacked heads each
+with its own fan as the official five layers (:meth:`MutanFusion.reset_parameters`: bound
+0.055 at C = 1000, not the stacked layer's 0.032); the language LSTM is TF's
+``BasicLSTMCell`` with ``forget_bias=1.0`` (the same function and initialisation, see
+:class:`~cmseg.models.text.LSTMTextEncoder`); words are looked up as the official tokeniser
+leaves them, so punctuation next to a space reads as ``<unk>``
+(:func:`~cmseg.models.text.tokenize`); the L2 term covers the official set, the head's
+``DW`` kernels without the ConvLSTM's kernel and peepholes (:meth:`CMPC.weight_decay_names`);
+frozen backbone batch norm in the paper configuration.
 """
 
 from cmseg.models.cmpc.comprehension import (

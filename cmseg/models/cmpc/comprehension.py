@@ -79,7 +79,10 @@ class MutanFusion(nn.Module):
 
     ``M1 = L2norm(tanh(sum_r tanh(W_r [X; P]) * tanh(U_r q)))`` over R heads. The R per-head
     1x1 convolutions (and the R linear maps of ``q``) are stored as one layer with ``R * C``
-    outputs, head r in output channels ``[r C, (r + 1) C)``.
+    outputs, head r in output channels ``[r C, (r + 1) C)``. Each head is initialised as the
+    official per-head ``_conv`` (:meth:`reset_parameters`): Xavier-uniform with its own fan,
+    bound ``sqrt(6 / (C + 8 + C))`` (0.055 at C = 1000), not the stacked layer's
+    ``sqrt(6 / (C + 8 + R C))`` (0.032); zero biases.
 
     Args:
         channels: visual (and output) width C.
@@ -94,6 +97,15 @@ class MutanFusion(nn.Module):
         self.heads = heads
         self.visual = nn.Conv2d(channels + SPATIAL_CHANNELS, heads * channels, 1)
         self.text = nn.Linear(text_channels, heads * channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform per head (each head's ``C`` output rows with their own fan, as the
+        official code creates five separate layers), zero biases."""
+        for layer in (self.visual, self.text):
+            for head in layer.weight.detach().chunk(self.heads, dim=0):
+                nn.init.xavier_uniform_(head)
+            nn.init.zeros_(layer.bias)
 
     def project_visual(self, x: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
         """The image half, ``tanh(W_r [X; P])`` for every head: it does not read the sentence,

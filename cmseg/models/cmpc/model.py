@@ -16,8 +16,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from cmseg.errors import ConfigError
 from cmseg.models.backbones import create_feature_pyramid
-from cmseg.models.cmpc.comprehension import LevelComprehension, spatial_coordinates
-from cmseg.models.cmpc.exchange import ConvLSTMFusion, ExchangeRound
+from cmseg.models.cmpc.comprehension import LevelComprehension, MutanFusion, spatial_coordinates
+from cmseg.models.cmpc.exchange import ConvLSTMCell, ConvLSTMFusion, ExchangeRound
 from cmseg.models.cmpc.language import WordTypeClassifier, sentence_vectors
 from cmseg.models.cmpc.ops import l2_normalize
 from cmseg.models.feature_cache import FeatureCache
@@ -149,10 +149,14 @@ class CMPC(nn.Module):
         )
         self.fusion = ConvLSTMFusion(fused_width)
         self.score = nn.Conv2d(fused_width, 1, 3, padding=1)
+        # MUTAN's stacked heads are initialised head by head (MutanFusion.reset_parameters).
+        mutan = {id(m) for f in self.modules() if isinstance(f, MutanFusion) for m in f.children()}
         for name, module in self.named_modules():
             if name.startswith(("backbone", "text_encoder")):
                 continue
-            if isinstance(module, nn.Conv2d | nn.Linear):
+            if isinstance(module, MutanFusion):
+                module.reset_parameters()
+            elif isinstance(module, nn.Conv2d | nn.Linear) and id(module) not in mutan:
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -171,6 +175,29 @@ class CMPC(nn.Module):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def weight_decay_names(self) -> list[str]:
+        """The parameters the official L2 term covers (``reg_var_list``: the ``DW`` kernel of
+        every layer built by the official ``_conv``): the weight of every convolution and
+        linear layer of the head, i.e. the laterals, the word classifier, Entity Perception,
+        the relation graph, the level fusions and scores, the exchange rounds and the final
+        score (and ``word_proj`` when there is one).
+
+        Not decayed, as officially: the ConvLSTM's kernel and peepholes (TF's ``kernel`` and
+        ``W_ci/W_cf/W_co``, no ``DW`` in their names), biases, layer norms, the text encoder
+        (GloVe embeddings and LSTM) and the backbone. (The official ``-conv5`` switch, which
+        trains res3-5, would also decay their ``weights``; cmseg never decays the backbone.)
+        """
+        skipped = {id(p) for p in self.backbone.parameters()}
+        skipped |= {id(p) for p in self.text_encoder.parameters()}
+        for cell in self.modules():
+            if isinstance(cell, ConvLSTMCell):
+                skipped |= {id(p) for p in cell.parameters()}
+        return [
+            f"{name}.weight"
+            for name, module in self.named_modules()
+            if isinstance(module, nn.Conv2d | nn.Linear) and id(module.weight) not in skipped
+        ]
 
     # ----------------------------------------------------------------------------------------
 

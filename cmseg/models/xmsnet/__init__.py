@@ -52,6 +52,13 @@ the official behaviour (``official=True`` sets all of them):
 * **Unused modules** are not built: ``AF.linear`` (every fusion block), ``AF0.layer_ful2``
   (stage 1 has no top-down input), ``XMSNet.conv1_1`` and ``XMSNet.conv_128`` (about 0.12 M
   parameters that never receive a gradient). The converter drops their keys.
+* **The aux input** (read by the sod task, not by this package). The official loader feeds
+  ``value / 255`` of the 8-bit map at train and test time (``Image.convert('L')``, so colour
+  thermal maps become ITU-R 601 luma, then ``ToTensor``); cmseg's default, ``minmax``, stretches
+  each map over its own range (colour maps: the channel mean), which makes a map's absolute
+  level meaningless and a noisy near-constant map full-range. ``data.options.aux_normalisation:
+  div255`` restores the official input (the paper configs and the official-checkpoint
+  predictor use it; :func:`cmseg.io.normalise_aux` has the rules for 16-bit and float maps).
 
 Kept as in the official code, on purpose:
 

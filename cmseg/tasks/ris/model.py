@@ -86,18 +86,25 @@ def attach_feature_cache(model: nn.Module, gib: float) -> None:
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Optimizer groups: weight decay on the head's kernels only.
+    """Optimizer groups: weight decay on exactly the official set.
 
-    The official L2 term covers the ``DW`` kernels of the head's convolutions; biases, norm
-    scales, the word embeddings, the LSTM and the backbone are not decayed. Frozen parameters
-    are left out.
+    For CMPC that is :meth:`~cmseg.models.cmpc.CMPC.weight_decay_names`, the ``DW`` kernels
+    of the official ``_conv`` layers: every convolution and linear weight of the head but the
+    ConvLSTM's kernel and peepholes; biases, norm scales, the word embeddings, the LSTM and
+    the backbone are not decayed. A model without that method gets the same rule by shape
+    (the head's tensors of 2 or more dimensions). Frozen parameters are left out.
     """
+    names_of = getattr(model, "weight_decay_names", None)
+    decayed = set(names_of()) if callable(names_of) else None
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        head = not name.startswith(("backbone.", "text_encoder."))
-        (decay if head and param.ndim >= 2 else no_decay).append(param)
+        if decayed is not None:
+            chosen = name in decayed
+        else:
+            chosen = not name.startswith(("backbone.", "text_encoder.")) and param.ndim >= 2
+        (decay if chosen else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": float(weight_decay)}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})

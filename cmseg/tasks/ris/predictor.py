@@ -116,10 +116,12 @@ class RISPredictor:
         mcfg = ModelConfig(**{k: v for k, v in model_cfg.items() if k in fields})
         vocabulary = None
         if uses_vocabulary(mcfg):
-            words = (meta.get("extra") or {}).get("vocabulary")
+            extra = meta.get("extra") or {}
+            words = extra.get("vocabulary")
             if not isinstance(words, list) or not words:
                 raise InputError(path, "meta.json holds no word vocabulary (extra.vocabulary)")
-            vocabulary = Vocabulary(words)
+            # Checkpoints written before extra.strip_tokens existed tokenised stripped.
+            vocabulary = Vocabulary(words, strip_tokens=bool(extra.get("strip_tokens", True)))
         model = build_ris_model(mcfg, vocabulary)
         inference.load_model_weights(model, checkpoint.state_dict, path)
         return cls(model, image_size=int(mcfg.image_size), device=device, amp=amp)

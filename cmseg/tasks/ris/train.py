@@ -108,6 +108,8 @@ def build_training(cfg: RunConfig) -> TrainingSetup:
     if uses_vocabulary(cfg.model):
         vocabulary = build_vocabulary(train_set.sentences(), opts)
         extra["vocabulary"] = vocabulary.words
+        # How its sentences are tokenised (the official lookup); absent in older checkpoints.
+        extra["strip_tokens"] = vocabulary.strip_tokens
     model = build_ris_model(cfg.model, vocabulary, glove=opts.glove)
     validate = _validator(cfg, opts, size)
     log.info(

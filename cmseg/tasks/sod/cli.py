@@ -35,7 +35,13 @@ from typing import Any
 from cmseg.data.pairing import index_by_stem
 from cmseg.engine.prediction import Outcome, PredictCommand, PredictItem, collect_images, shown
 from cmseg.errors import CmsegError, InputError
-from cmseg.io import AUX_EXTENSIONS, check_file, read_aux, read_image
+from cmseg.io import (
+    AUX_EXTENSIONS,
+    AuxNormalisation,
+    check_file,
+    read_aux,
+    read_image,
+)
 
 __all__ = ["SODItem", "collect_sod_inputs", "PREDICT"]
 
@@ -117,25 +123,31 @@ def _as_work(items: Sequence[SODItem]) -> list[PredictItem]:
     ]
 
 
-def _read(item: SODItem, aux_key: str | None = None) -> tuple[Any, Any]:
-    """Read one item's image and map (in a worker thread); ``aux_key`` picks the array of an
-    ``.npz`` map that holds several."""
+def _read(
+    item: SODItem, aux_normalisation: AuxNormalisation, aux_key: str | None = None
+) -> tuple[Any, Any]:
+    """Read one item's image and map (in a worker thread), the map normalised as the
+    checkpoint was trained (the predictor then leaves it as it is); ``aux_key`` picks the array
+    of an ``.npz`` map that holds several."""
     rgb = read_image(item.rgb)
     if item.aux is None:
         return rgb, None
-    aux, valid = read_aux(item.aux, key=aux_key)
+    aux, valid = read_aux(item.aux, key=aux_key, normalisation=aux_normalisation)
     if not valid.any():
         log.warning("%s: no finite value in the map; predicting with an all-zero map", item.aux)
     return rgb, aux
 
 
 def _read_ahead(
-    pool: ThreadPoolExecutor, batches: Sequence[Sequence[PredictItem]], aux_key: str | None
+    pool: ThreadPoolExecutor,
+    batches: Sequence[Sequence[PredictItem]],
+    aux_normalisation: AuxNormalisation,
+    aux_key: str | None,
 ) -> Iterator[tuple[Sequence[PredictItem], list[Future[Any]]]]:
     """Each batch with its read futures; the next batch is read while this one is used."""
 
     def submit(batch: Sequence[PredictItem]) -> list[Future[Any]]:
-        return [pool.submit(_read, item.payload, aux_key) for item in batch]
+        return [pool.submit(_read, item.payload, aux_normalisation, aux_key) for item in batch]
 
     pending = submit(batches[0]) if batches else []
     for i, batch in enumerate(batches):
@@ -207,7 +219,9 @@ def _predict(
     out = Path(args.out)
     batches = [list(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cmseg-read") as pool:
-        for batch, futures in _read_ahead(pool, batches, _aux_key(args)):
+        for batch, futures in _read_ahead(
+            pool, batches, predictor.aux_normalisation, _aux_key(args)
+        ):
             ready: list[tuple[PredictItem, Any, Any]] = []
             for item, future in zip(batch, futures, strict=True):
                 try:

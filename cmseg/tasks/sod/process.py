@@ -23,7 +23,7 @@ from torch import nn
 
 from cmseg.data.transforms import Compose, Resize, ToTensor
 from cmseg.engine.model_building import check_input_side
-from cmseg.io import normalise_aux
+from cmseg.io import AuxNormalisation, normalise_aux
 
 __all__ = [
     "MINMAX_EPS",
@@ -65,25 +65,30 @@ def as_rgb(rgb: Any) -> np.ndarray:
     return arr
 
 
-def as_aux(aux: Any) -> np.ndarray:
+def as_aux(aux: Any, aux_normalisation: AuxNormalisation = "minmax") -> np.ndarray:
     """A depth/thermal map as ``float32`` ``(H, W)`` in [0, 1], exactly as
-    :func:`cmseg.io.read_aux` leaves a file: normalised per image over its finite values;
-    NaN and +/-inf become 0. Any numeric dtype; ``(H, W, 1)`` and colour maps (averaged over
-    the channels) are accepted. A map already produced by ``read_aux`` comes back unchanged.
+    :func:`cmseg.io.read_aux` leaves a file with the same ``aux_normalisation``: ``minmax``
+    normalises per image over the finite values (colour maps averaged over the channels);
+    ``div255`` divides 8-bit maps by 255 (colour maps through PIL's luma first), 16-bit maps
+    by 65535, and takes float maps in [0, 1] as they are. NaN and +/-inf become 0. Any numeric
+    dtype; ``(H, W, 1)``, RGB and RGBA maps are accepted. A map already produced by
+    ``read_aux`` comes back unchanged.
 
     Raises:
-        ValueError: not a 2-D numeric map.
+        ValueError: not a 2-D numeric map, or one ``div255`` cannot read (floats outside
+            [0, 1], integers beyond 16 bits).
     """
     arr = np.asarray(aux)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     elif arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = arr[:, :, :3].astype(np.float64).mean(axis=2)
-    if arr.ndim != 2 or min(arr.shape) < 1 or arr.dtype.kind not in "biuf":
+        arr = arr[:, :, :3]  # colour: normalise_aux reads it the aux_normalisation way
+    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)
+    if not shape_ok or min(arr.shape) < 1 or arr.dtype.kind not in "biuf":
         raise ValueError(f"aux must be a numeric (H, W) map, got shape {arr.shape} {arr.dtype}")
-    if arr.dtype.kind == "b":
+    if arr.dtype.kind == "b" and aux_normalisation == "minmax":
         arr = arr.astype(np.uint8)
-    return normalise_aux(arr)[0]
+    return normalise_aux(arr, mode=aux_normalisation)[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -92,7 +97,9 @@ def _resize_to_tensor(size: int) -> Compose:
     return Compose([Resize(size), ToTensor()])
 
 
-def preprocess(rgb: Any, aux: Any | None, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def preprocess(
+    rgb: Any, aux: Any | None, size: int, *, aux_normalisation: AuxNormalisation = "minmax"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The network input for one image.
 
     The image and the aux map are each resized to ``size x size`` (bilinear, area-averaged
@@ -104,6 +111,8 @@ def preprocess(rgb: Any, aux: Any | None, size: int) -> tuple[torch.Tensor, torc
         aux: depth/thermal ``(h, w)`` map of any numeric dtype (see :func:`as_aux`; NaN/inf
             allowed), or None for an all-zero map.
         size: the model's input side, a multiple of 32.
+        aux_normalisation: ``minmax`` or ``div255``, the run's ``data.options`` value (the
+            map is normalised before the resize, so ``div255`` feeds value / 255 resized).
 
     Returns:
         ``(image, aux)``: ``float32`` ``(3, size, size)`` ImageNet-normalised and ``float32``
@@ -114,7 +123,7 @@ def preprocess(rgb: Any, aux: Any | None, size: int) -> tuple[torch.Tensor, torc
     if aux is None:
         aux_t = torch.zeros((1, int(size), int(size)), dtype=torch.float32)
     else:
-        aux_t = pipeline({"aux": as_aux(aux)})["aux"]
+        aux_t = pipeline({"aux": as_aux(aux, aux_normalisation)})["aux"]
     return image, aux_t
 
 

@@ -84,6 +84,7 @@ def _validator(cfg: RunConfig, opts: SODOptions, size: int) -> SODValidator | No
         sets=cfg.data.val_sets,
         zero_is_invalid=opts.zero_is_invalid,
         aux_key=opts.aux_key,
+        aux_normalisation=opts.aux_normalisation,
     )
     return SODValidator(
         val_set,
@@ -108,6 +109,7 @@ def _log_run(
         else ", no validation",
         ", aux input zeroed (RGB-only)" if zero_aux else "",
     )
+    log.info("sod: aux maps normalised with %s", train_set.aux_normalisation)
 
 
 def build_training(cfg: RunConfig) -> TrainingSetup:
@@ -126,6 +128,7 @@ def build_training(cfg: RunConfig) -> TrainingSetup:
         sets=cfg.data.train_sets or None,
         zero_is_invalid=opts.zero_is_invalid,
         aux_key=opts.aux_key,
+        aux_normalisation=opts.aux_normalisation,
     )
     validate = _validator(cfg, opts, size)
     _log_run(cfg, train_set, validate, opts.zero_aux)

@@ -36,13 +36,17 @@ class _ValItems:
 
     def __init__(self, reader: SODFolders, indices: Sequence[int], size: int) -> None:
         self.reader, self.indices, self.size = reader, list(indices), size
+        # The reader has normalised the map already; preprocess then leaves it as it is.
+        self.aux_normalisation = reader.aux_normalisation
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
         sample = self.reader[self.indices[i]]
-        image, aux = preprocess(sample["image"], sample["aux"], self.size)
+        image, aux = preprocess(
+            sample["image"], sample["aux"], self.size, aux_normalisation=self.aux_normalisation
+        )
         gt = sample["mask"].astype(np.uint8) * np.uint8(255)
         return image, aux, gt, sample["name"]
 
@@ -75,7 +79,8 @@ class SODValidator:
     evaluators are merged, so every rank returns the metrics of the whole set.
 
     Args:
-        dataset: the validation sets (no transform).
+        dataset: the validation sets (no transform), read with the run's ``aux_normalisation``
+            (``SODFolders(aux_normalisation=...)``), which the predictor then repeats.
         image_size: the model's input side.
         batch_size: images per forward pass.
         num_workers: threads reading and preprocessing the images (0: in the calling thread).

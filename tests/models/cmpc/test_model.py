@@ -324,11 +324,17 @@ def test_gradients_reach_the_text_encoder_and_the_backbone(tiny):
     assert _grad_sum(tiny.text_encoder.embedding) > 0
     assert _grad_sum(tiny.backbone) > 0
     assert tiny.backbone.conv1.weight.grad.abs().sum() > 0  # the very first layer
-    # Every head parameter takes part (the ConvLSTM peepholes through the later steps).
+    # Every trained head parameter takes part (the ConvLSTM peepholes through the later
+    # steps); the LSTM's bias_hh is held at 0 (TF's cell has one bias, bias_ih).
     unused = [
-        n for n, p in tiny.named_parameters() if p.grad is None and not n.startswith("backbone.")
+        n
+        for n, p in tiny.named_parameters()
+        if p.grad is None and not n.startswith("backbone.") and p.requires_grad
     ]
     assert unused == []
+    assert [n for n, p in tiny.named_parameters() if not p.requires_grad] == [
+        "text_encoder.lstm.bias_hh_l0"
+    ]
     tiny.zero_grad(set_to_none=True)
 
 
