@@ -21,12 +21,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check cmseg tests benchmarks
 	$(PY) -m ruff format --check cmseg tests benchmarks
 
-# The stamp records that the environment matches pyproject.toml; a second `make test` skips
+# The stamp records that the environment matches pyproject.toml and constraints.txt (the versions
+# the README tables were measured with); a second `make test` skips
 # the install entirely.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 clean-venv:

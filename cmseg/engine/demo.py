@@ -273,6 +273,7 @@ def _write_report(
     run: DemoRun, task: str, report: DemoReport, entries: Mapping[str, Any], total: float
 ) -> None:
     from cmseg.engine.reports import format_markdown, format_text
+    from cmseg.engine.reproducibility import environment
     from cmseg.io import write_json, write_text
 
     markdown = format_markdown(report.header, report.rows, digits=3)
@@ -281,7 +282,8 @@ def _write_report(
     )
     write_json(
         run.out / "results.json",
-        {"task": task, "seed": run.seed, **report.summary, "methods": dict(entries),
+        {"task": task, "seed": run.seed, **report.summary, "environment": environment(),
+         "methods": dict(entries),
          "total_seconds": round(total, 1)},
     )  # fmt: skip
     text = format_text(report.header, report.rows, digits=3)
@@ -301,8 +303,11 @@ def run_recipe(
         build_training: the task's training hook (``cmseg train``'s builder).
         args: ``--out``, ``--seed``, ``--device`` of ``cmseg demo``.
     """
+    from cmseg.engine.reproducibility import pin_cpu_kernels
     from cmseg.fs import removed_if_failed
 
+    if not getattr(args, "native_kernels", False):
+        pin_cpu_kernels()  # one table on every x86-64 machine (before torch is imported)
     start = time.perf_counter()
     # A demo that fails before its first training (settings, its data) leaves no new folder.
     with removed_if_failed(Path(args.out or recipe.default_out)):
