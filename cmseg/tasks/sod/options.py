@@ -1,28 +1,6 @@
 """The options of the ``sod`` task, ``data.options`` in a run's YAML (``model.options`` goes to
 the model builder only).
 
-Task options (``data.options`` in the YAML; ``model.options`` goes to the model builder only):
-
-key                   default  meaning
-====================  =======  ================================================================
-``zero_aux``          false    feed an all-zero aux map instead of the depth/thermal map, in
-                               training, validation and prediction: an RGB-only baseline trained
-                               exactly like the cross-modal model (the predictor follows the
-                               checkpoint's setting and then needs no aux map)
-``zero_is_invalid``   false    depth value 0 means "no measurement" (excluded from the per-image
-                               normalisation and set to 0)
-``aux_key``           ""       the array to read from ``.npz`` aux maps holding several
-                               (``cmseg predict sod --aux-key`` at prediction); "" reads the
-                               only one
-``val_root``          ""       folder holding ``data.val_sets`` when it is not ``data.root``
-                               (SPNet's zips keep ``TrainDataset/`` and ``TestingSet/<set>/``
-                               apart)
-``mask_pepper``       true     XMSNet's label noise on the training GT (``randomPeper``)
-``aux_noise``         0.0      extra Gaussian noise (max std) on the training aux maps
-``loss_kl_weight``    0.5      weight of each cross-layer KL term of :func:`xmsnet_loss`
-``loss_official``     false    the released code's objective (plain-mean BCE, zero KL terms)
-====================  =======  ================================================================
-=======
 =====================  =======  ================================================================
 key                    default  meaning
 =====================  =======  ================================================================
