@@ -166,8 +166,8 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--native-kernels",
         action="store_true",
-        help="use the CPU's fastest kernels (AVX-512, AMX) instead of the AVX2 ones the demo "
-        "pins so that every x86-64 machine prints the same table",
+        help="use the CPU's fastest kernels (AVX-512, AMX) and every core instead of the AVX2 "
+        "kernels and 2 threads the demo pins so that every x86-64 machine prints the same table",
     )
     p.set_defaults(handler=_run_demo)
 
