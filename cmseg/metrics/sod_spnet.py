@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cmseg.metrics.sod import check_pair
+
 NUM_THRESHOLDS: int = 255
 """Thresholds of SPNet's PR curve."""
 
@@ -310,18 +312,7 @@ class SPNetEvaluator:
         Raises:
             TypeError: not uint8. ValueError: not 2-D, empty, different shapes, repeated name.
         """
-        pred, gt = np.asarray(pred), np.asarray(gt)
-        for what, array in (("pred", pred), ("gt", gt)):
-            if array.dtype != np.uint8:
-                raise TypeError(f"{what} must be uint8 (grey 0..255), got dtype {array.dtype}")
-            if array.ndim != 2 or array.size == 0:
-                raise ValueError(
-                    f"{what} must be a non-empty 2-D (H, W) array, got shape {array.shape}"
-                )
-        if pred.shape != gt.shape:
-            raise ValueError(
-                f"pred shape {pred.shape} differs from gt shape {gt.shape}; resize first"
-            )
+        pred, gt = check_pair(pred, gt)  # the same checks as PySODMetrics' evaluator
         if name is not None and name in self._names:
             raise ValueError(f"item {name!r} was already scored")
 
