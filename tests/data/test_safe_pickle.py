@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cmseg.data.safe_pickle import load_pickle, loads_pickle
+from cmseg.data.safe_pickle import (
+    DEFAULTDICT_GLOBALS,
+    load_npy_object,
+    load_pickle,
+    loads_pickle,
+)
 from cmseg.errors import InputError
 
 REFS = [
@@ -142,3 +147,80 @@ def test_missing_and_empty_files(tmp_path):
         load_pickle(tmp_path / "empty.p")
     with pytest.raises(InputError, match="directory"):
         load_pickle(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# .npy files holding a pickled object (SSNM's dict.npy)
+
+
+def _save_npy(path: Path, obj) -> Path:
+    np.save(path, obj, allow_pickle=True)  # how the official file was written (np.save of a dict)
+    return path
+
+
+def test_npy_of_a_defaultdict_of_lists_reads_back_as_a_plain_dict(tmp_path):
+    from collections import defaultdict
+
+    table = defaultdict(list)
+    table[1] += [9, 25, 30]
+    table[90].append(9)
+    got = load_npy_object(_save_npy(tmp_path / "dict.npy", table), allow=DEFAULTDICT_GLOBALS)
+    assert got == {1: [9, 25, 30], 90: [9]} and type(got) is dict
+
+
+def test_npy_with_numpy_integer_ids(tmp_path):
+    from collections import defaultdict
+
+    table = defaultdict(list, {np.int64(3): [np.int64(7), np.int32(8)], 5: np.arange(3)})
+    got = load_npy_object(_save_npy(tmp_path / "ids.npy", table), allow=DEFAULTDICT_GLOBALS)
+    assert {int(k): [int(i) for i in v] for k, v in got.items()} == {3: [7, 8], 5: [0, 1, 2]}
+
+
+def _npy_with_payload(path: Path, payload: bytes) -> Path:
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|O", "fortran_order": False, "shape": ()}
+        )
+        f.write(payload)
+    return path
+
+
+def test_npy_asking_for_os_system_is_refused_and_never_runs(tmp_path):
+
+    marker = tmp_path / "pwned"
+    path = _npy_with_payload(tmp_path / "dict.npy", pickle.dumps(_Evil(str(marker)), protocol=3))
+    with pytest.raises(InputError) as info:
+        load_npy_object(path, allow=DEFAULTDICT_GLOBALS)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "system" in message and "\n" not in message
+    assert not marker.exists()
+    # a plain defaultdict whose factory is a dangerous callable is refused as well
+    from collections import defaultdict
+
+    evil_factory = _npy_with_payload(
+        tmp_path / "f.npy", pickle.dumps(defaultdict(os.getcwd), protocol=3)
+    )
+    with pytest.raises(InputError, match="getcwd"):
+        load_npy_object(evil_factory, allow=DEFAULTDICT_GLOBALS)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"plain text, not numpy", "not a .npy file"),
+        (b"\x93NUMPY\x01\x00\xff\xff{", "header"),
+        (None, "not a pickled object"),
+    ],
+)
+def test_bad_npy_files_are_one_line_errors(tmp_path, content, reason):
+
+    path = tmp_path / "x.npy"
+    if content is None:
+        np.save(path, np.arange(4))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=reason) as info:
+        load_npy_object(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+    with pytest.raises(InputError, match="no such file"):
+        load_npy_object(tmp_path / "absent.npy")
