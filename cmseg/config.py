@@ -82,6 +82,9 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = 0.9  #: SGD only
+    #: restart the optimizer's state (Adam's moments) at each decay of a ``step`` schedule, as
+    #: SSNM's code does by re-creating Adam
+    reset_on_decay: bool = False
 
 
 @dataclass

@@ -126,7 +126,18 @@ def _build_scheduler(
         min_lr=schedule.min_lr,
         decay_steps=schedule.decay_steps,
     )
+    if optim.reset_on_decay and schedule.name != "step":
+        raise ConfigError(
+            f"optim.reset_on_decay restarts the optimizer at each decay of a 'step' schedule; "
+            f"schedule.name is {schedule.name!r}"
+        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+
+def _decayed(scheduler: torch.optim.lr_scheduler.LambdaLR) -> bool:
+    """Whether the step the scheduler has just moved to trains at a lower rate than the last."""
+    step = scheduler.last_epoch
+    return step > 0 and any(f(step) < f(step - 1) for f in scheduler.lr_lambdas)
 
 
 def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -216,6 +227,7 @@ class Trainer:
         params = param_groups or [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(params, optim)
         self.scheduler = _build_scheduler(self.optimizer, optim, schedule, train.max_steps)
+        self.reset_on_decay = optim.reset_on_decay
         self.amp_dtype = _autocast_dtype(train.amp, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -377,6 +389,10 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.reset_on_decay and _decayed(self.scheduler):
+            # A fresh optimizer, as SSNM re-creates Adam: zero moments, bias correction anew.
+            # Before any checkpoint of this step, so a resumed run resets exactly the same way.
+            self.optimizer.state.clear()
         if self.ema is not None:
             self.ema.update(self.model)
         return sums

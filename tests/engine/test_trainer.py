@@ -182,6 +182,64 @@ def test_accumulation_equals_a_larger_batch(tmp_path):
     assert not torch.equal(weights(big)["head.bias"], start["head.bias"])  # it did train
 
 
+ADAM = OptimConfig(name="adam", lr=1e-2)
+
+
+def adam_steps(trainer):
+    """Adam's step counter of every parameter (0 for a parameter without state)."""
+    state = trainer.optimizer.state
+    return {int(state[p]["step"]) if p in state else 0 for p in trainer.model.parameters()}
+
+
+def test_reset_on_decay_restarts_adam_at_each_decay(tmp_path):
+    """SSNM re-creates Adam at each decay: the moments (and the step count of the bias
+    correction) start afresh exactly when the learning rate drops."""
+    schedule = ScheduleConfig(name="step", step_size=2, gamma=0.5)
+    reset = OptimConfig(name="adam", lr=1e-2, reset_on_decay=True)
+    at_decay = make_trainer(tmp_path / "a", optim=reset, schedule=schedule, max_steps=2)
+    at_decay.fit()
+    assert adam_steps(at_decay) == {0}  # steps 0, 1 at lr 1e-2; step 2 will be at 5e-3
+    after = make_trainer(tmp_path / "b", optim=reset, schedule=schedule, max_steps=3)
+    after.fit()
+    assert adam_steps(after) == {1}
+    plain = make_trainer(tmp_path / "c", optim=ADAM, schedule=schedule, max_steps=3)
+    plain.fit()
+    assert adam_steps(plain) == {3}
+    assert not torch.equal(weights(after)["head.weight"], weights(plain)["head.weight"])
+    assert after.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3)
+    with pytest.raises(ConfigError, match="reset_on_decay.*step"):
+        make_trainer(tmp_path / "d", optim=reset, schedule=ScheduleConfig(name="cosine"))
+
+
+@pytest.mark.parametrize("step_size", [2, 3])
+def test_reset_on_decay_survives_a_resume(tmp_path, step_size):
+    """Resumed from the step-4 checkpoint (step_size 2: the moments were just reset there; 3:
+    one step after the reset), the run ends bitwise equal to one that never stopped."""
+    settings = dict(
+        optim=OptimConfig(name="adam", lr=1e-2, reset_on_decay=True),
+        schedule=ScheduleConfig(name="step", step_size=step_size, gamma=0.5),
+        max_steps=7,
+        checkpoint_every=2,
+    )
+    full = make_trainer(tmp_path / "full", **settings)
+    full.fit()
+    calls = {"n": 0}
+
+    def dying_loss(outputs, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inside step 5, after the step-4 checkpoint
+            raise Interrupt
+        return bce_loss(outputs, batch)
+
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path / "cut", **settings, loss_fn=dying_loss).fit()
+    resumed = make_trainer(tmp_path / "cut", **settings)
+    resumed.fit(resume=tmp_path / "cut" / "last")
+    assert_bitwise_equal(weights(resumed), weights(full))
+    # the last reset came after step 6 either way (decays at 2, 4, 6 or at 3, 6)
+    assert adam_steps(resumed) == adam_steps(full) == {1}
+
+
 def test_ema_update_rule():
     model = TinyNet(norm=True)
     ema = ModelEMA(model, decay=0.9)
