@@ -398,7 +398,11 @@ class CocoGroups(Reader):
         return cat, [pool[int(i)] for i in picks]
 
     def _load(self, index: int) -> dict[str, Any]:
-        cat, image_ids = self.draw(index)
+        return self.load_group(*self.draw(index))
+
+    def load_group(self, cat: int, image_ids: Sequence[int]) -> dict[str, Any]:
+        """The sample dict (module docstring) of the group of ``image_ids`` drawn for category
+        ``cat``, however they were chosen (:meth:`draw`, or a caller's own groups)."""
         shared = set.intersection(*(self.index.image_to_cats.get(i, set()) for i in image_ids))
         shared.add(cat)
         images, masks, names = [], [], []

@@ -34,7 +34,7 @@ from cmseg.engine.eval_adapter import (
 )
 from cmseg.io import read_grey, read_mask
 
-__all__ = ["ADAPTER", "SSNM_SIZE"]
+__all__ = ["ADAPTER", "SSNM_SIZE", "pil_bilinear", "ssnm_gt"]
 
 #: SSNM's scoring resolution (height = width).
 SSNM_SIZE = 224
@@ -54,18 +54,21 @@ def _keep(pred: Any, shape: tuple[int, ...]) -> Any:
     return pred  # ssnm: both maps go to 224 x 224 anyway
 
 
-def _pil_bilinear(grey: np.ndarray, size: int) -> np.ndarray:
-    """``(size, size)`` uint8: ``grey`` resized as torchvision's ``Resize`` does (PIL bilinear)."""
+def pil_bilinear(array: np.ndarray, size: int) -> np.ndarray:
+    """``uint8 (size, size[, 3])``: a grey or RGB ``uint8`` image resized to a square as
+    torchvision's ``Resize`` does on a PIL image (PIL bilinear; the aspect ratio is not kept),
+    what SSNM does to every image and ground truth."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR))
+    return np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR))
 
 
-def _ssnm_gt(grey: np.ndarray) -> np.ndarray:
-    """The grey GT (PIL ``L``) as SSNM scores it: 224 x 224, ``/ 255 > 0.5``; 0/1 as 0/255."""
+def ssnm_gt(grey: np.ndarray, size: int = SSNM_SIZE) -> np.ndarray:
+    """``bool (size, size)``: the grey GT (PIL ``L``) as SSNM reads it, resized to ``size``
+    (224 for scoring) and kept ``/ 255 > 0.5``; a GT stored as 0/1 is read as 0/255."""
     if int(grey.max(initial=0)) == 1:
         grey = grey * np.uint8(255)
-    return _pil_bilinear(grey, SSNM_SIZE) > 127  # v / 255 > 0.5 <=> v >= 128 for integers
+    return pil_bilinear(grey, size) > 127  # v / 255 > 0.5 <=> v >= 128 for integers
 
 
 def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Findings:
@@ -74,7 +77,7 @@ def _score(evaluator: Any, job: Job, protocol: str, allow_missing: bool) -> Find
     if protocol == "ssnm":
         grey = read_grey(job.gt)
         fit_to_gt(pred, grey.shape, job.pred, findings, _keep)  # counted, checked
-        pred, gt = _pil_bilinear(pred, SSNM_SIZE), _ssnm_gt(grey)
+        pred, gt = pil_bilinear(pred, SSNM_SIZE), ssnm_gt(grey)
     else:
         gt = read_mask(job.gt)
         pred = fit_to_gt(pred, gt.shape, job.pred, findings, _bilinear)
