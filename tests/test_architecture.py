@@ -103,11 +103,13 @@ def test_commands_that_run_no_model_stay_free_of_torch():
 
 def test_the_public_predictors_come_from_one_place():
     from cmseg import predictors
+    from cmseg.tasks.coseg.predictor import CosegPredictor
     from cmseg.tasks.ris.predictor import RISPredictor
     from cmseg.tasks.sod.predictor import SODPredictor
 
     assert predictors.SODPredictor is SODPredictor and predictors.RISPredictor is RISPredictor
-    assert set(predictors.__all__) == {"SODPredictor", "RISPredictor"}
+    assert predictors.CosegPredictor is CosegPredictor
+    assert set(predictors.__all__) == {"SODPredictor", "RISPredictor", "CosegPredictor"}
 
 
 def test_the_lower_layers_do_not_even_name_the_tasks_package():

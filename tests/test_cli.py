@@ -93,7 +93,7 @@ def test_info_prints_versions_and_cuda():
     "argv",
     [
         ["demo", "coseg"],
-        ["predict", "coseg", "--checkpoint", "c", "--input", "i", "--out", "o"],
+        ["predict", "rvos", "--checkpoint", "c", "--input", "i", "--out", "o"],
         ["predict", "fsrvos", "--checkpoint", "c", "--input", "i", "--out", "o"],
     ],
 )

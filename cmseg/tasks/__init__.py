@@ -56,6 +56,9 @@ TASKS: dict[str, Task] = {
             "<root>/{image, groundtruth}/<class>/ (SSNM's processed sets), a folder of such "
             "sets, or COCO annotations/instances_*.json"
         ),
+        models=("ssnm_vgg16", "ssnm_tiny"),
+        train=_hook("coseg.train", "build_training"),
+        predict=_hook("coseg.cli", "PREDICT"),
         evaluations={"coseg": _hook("coseg.evaluate", "ADAPTER")},
     ),
     "ris": Task(
