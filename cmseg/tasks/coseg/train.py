@@ -134,13 +134,8 @@ def _validator(
         sets[name] = open_test_set(test_root / name, opts.group_size, opts.protocol)
     if not sets:
         return None
-    return CosegValidator(
-        sets,
-        size,
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        protocol=opts.protocol,
-    )
+    reading = {"batch_size": cfg.data.batch_size, "num_workers": cfg.data.num_workers}
+    return CosegValidator(sets, size, protocol=opts.protocol, **reading)
 
 
 def _log_run(cfg: RunConfig, pools: CocoPools | FolderPools, validate: Any) -> None:

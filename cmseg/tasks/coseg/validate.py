@@ -17,7 +17,8 @@ the whole set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,10 +61,11 @@ def _metrics(evaluator: CosegEvaluator) -> dict[str, float]:
     return {name: float(result[name]) for name in METRIC_NAMES}
 
 
+@dataclass
 class CosegValidator:
     """``validate(model) -> metrics`` over coseg sets (module docstring).
 
-    Args:
+    Attributes:
         sets: ``{set name: FixedGroups}``.
         image_size: the model's input side.
         batch_size: groups read ahead, and groups of one size per forward pass.
@@ -71,20 +73,16 @@ class CosegValidator:
         protocol: ``ssnm`` or ``native`` (:func:`~cmseg.tasks.coseg.process.scoring_pair`).
     """
 
-    def __init__(
-        self,
-        sets: Mapping[str, FixedGroups],
-        image_size: int,
-        *,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        protocol: str = "ssnm",
-    ) -> None:
-        self.sets = dict(sets)
-        self.image_size = check_image_size(image_size)
-        self.batch_size = max(1, int(batch_size))
-        self.num_workers = max(0, int(num_workers))
-        self.protocol = protocol
+    sets: dict[str, FixedGroups]
+    image_size: int
+    batch_size: int = 4
+    num_workers: int = 0
+    protocol: str = "ssnm"
+
+    def __post_init__(self) -> None:
+        self.sets = dict(self.sets)
+        self.image_size = check_image_size(self.image_size)
+        self.batch_size, self.num_workers = max(1, self.batch_size), max(0, self.num_workers)
 
     def _score_shard(self, model: nn.Module, groups: FixedGroups, evaluator: Any) -> None:
         device = next(model.parameters()).device

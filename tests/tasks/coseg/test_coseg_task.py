@@ -366,3 +366,44 @@ def test_validator_scores_equal_an_evaluator_fed_by_hand(trained, synth):
     assert len(by_hand) == 15  # every test image once
     for key in ("P", "J", "P_classes", "J_classes"):
         assert metrics[f"test/{key}"] == pytest.approx(expected[key], abs=1e-12)
+
+
+def _has_ssnm() -> bool:
+    try:
+        import cmseg.models.ssnm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_ssnm(), reason="needs cmseg.models.ssnm")
+def test_torchrun_two_cpu_processes_validate_every_group_once(synth, tmp_path):
+    """Under torchrun each rank trains on its share and scores every other group; the
+    gathered scores equal a one-process validation of the saved weights."""
+    import csv
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "CMSEG_PROGRESS": "0"}
+    env.pop("WORLD_SIZE", None)
+    overrides = [f"data.root={synth}", f"output_dir={out}", "model.image_size=64",
+                 "data.batch_size=2", "data.num_workers=0", "data.options.group_size=3",
+                 "train.device=cpu", "train.max_steps=2", "train.eval_every=2",
+                 "train.tensorboard=false"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "cmseg", "train", str(TINY), *overrides],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "metrics.csv", newline="") as f:
+        logged = {r["name"]: float(r["value"]) for r in csv.DictReader(f) if r["split"] == "val"}
+    from cmseg.predictors import CosegPredictor
+
+    model = CosegPredictor.from_checkpoint(out / "last", device="cpu").model
+    alone = build_training(load_config(RunConfig, TINY, overrides)).validate(model)
+    assert set(logged) == set(alone) and "test/J" in alone and "heldout/J" in alone
+    for key, value in alone.items():
+        assert logged[key] == pytest.approx(value, abs=1e-9), key
