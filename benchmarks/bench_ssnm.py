@@ -192,6 +192,12 @@ def solver_seconds(features: torch.Tensor, device: torch.device) -> tuple[float,
     return eigen, adam, seconds_per_call(official, 1, torch.device("cpu")) / groups
 
 
+def _table_head(title: str, header: str) -> None:
+    print(f"\n-- {title} --")
+    print(header)
+    print("-" * len(header))
+
+
 def solvers_section(args: argparse.Namespace) -> None:
     """The ``solvers`` section: agreement, objective and speed of the two solvers."""
     print("\n== solvers: the spatial modulator, closed form (eigen) vs 200 Adam steps ==")
@@ -203,9 +209,7 @@ def solvers_section(args: argparse.Namespace) -> None:
             f"{'cos e-a':>8} {'cos e-64':>9} {'|s| e':>6} {'|s| a':>7} {'L eigen':>10} "
             f"{'L adam':>10}  better"
         )
-        print(f"\n-- {kind}: masks (L = -s^T G s + 50 phi(|s|), lower is better) --")
-        print(header)
-        print("-" * len(header))
+        _table_head(f"{kind}: masks (L = -s^T G s + 50 phi(|s|), lower is better)", header)
         for (name, n), f in features.items():
             for i, row in enumerate(quality_rows(f, device)):
                 l1, l2, ca, c64, ne, na, le, la = row
@@ -218,13 +222,12 @@ def solvers_section(args: argparse.Namespace) -> None:
             f"{'kind':<7} {'N':>3} {'M':>4} {'eigen ms':>9} {'adam ms':>9} {'official ms':>12} "
             f"{'adam/eigen':>11} {'official/eigen':>15}"
         )
-        print(f"\n-- {kind}: time per group (official loop on the CPU) --")
-        print(header)
-        print("-" * len(header))
+        _table_head(f"{kind}: time per group (official loop on the CPU)", header)
         for (name, n), f in features.items():
             te, ta, to = solver_seconds(f, device)
+            m = n * f.shape[-2] * f.shape[-1]
             print(
-                f"{name:<7} {n:>3} {n * 49:>4} {te * 1e3:9.2f} {ta * 1e3:9.1f} {to * 1e3:12.1f} "
+                f"{name:<7} {n:>3} {m:>4} {te * 1e3:9.2f} {ta * 1e3:9.1f} {to * 1e3:12.1f} "
                 f"{ta / te:10.1f}x {to / te:14.1f}x",
                 flush=True,
             )
