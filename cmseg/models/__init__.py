@@ -57,6 +57,20 @@ def _early_fusion_c2f_tiny(**kwargs: Any) -> Any:
     return early_fusion_c2f_tiny(**kwargs)
 
 
+def _ssnm_vgg16(**kwargs: Any) -> Any:
+    """SSNM as in the paper: VGG16-BN, 512-wide head, 78 co-categories (40.8 M parameters)."""
+    from cmseg.models.ssnm import ssnm_vgg16
+
+    return ssnm_vgg16(**kwargs)
+
+
+def _ssnm_tiny(**kwargs: Any) -> Any:
+    """SSNM with a VGG16-BN 1/8 as wide and a 64-wide head, for CPU tests and the demo."""
+    from cmseg.models.ssnm import ssnm_tiny
+
+    return ssnm_tiny(**kwargs)
+
+
 MODELS: dict[str, Callable[..., Any]] = {
     "xmsnet_pvt_v2_b5": _xmsnet_pvt_v2_b5,
     "xmsnet_tiny": _xmsnet_tiny,
@@ -64,6 +78,8 @@ MODELS: dict[str, Callable[..., Any]] = {
     "cmpc_tiny": _cmpc_tiny,
     "early_fusion_tiny": _early_fusion_tiny,
     "early_fusion_c2f_tiny": _early_fusion_c2f_tiny,
+    "ssnm_vgg16": _ssnm_vgg16,
+    "ssnm_tiny": _ssnm_tiny,
 }
 
 
