@@ -146,7 +146,8 @@ class CosegPredictor:
         return [maps for maps, _ in self._run([[np.asarray(i) for i in g] for g in groups])]
 
     def categories(self) -> dict[str, float]:
-        """``{training class: probability}`` of the co-category head for the last group."""
+        """``{training class: probability}`` of the co-category head for the last group
+        (empty for a model without the semantic modulator, which has no such head)."""
         if self._cls is None:
             self.predict()
         assert self._cls is not None
@@ -172,7 +173,12 @@ class CosegPredictor:
                 with self.runtime.autocast():
                     output = self.model(self.runtime.to_device(x))
                 prob = output_probabilities(output, (size, size))
-                cls = output.cls.float().cpu().numpy()
+                # no co-category head without the semantic modulator (an ablation)
+                cls = (
+                    output.cls.float().cpu().numpy()
+                    if output.cls is not None
+                    else np.zeros((len(run), 0), np.float32)
+                )
                 for k, i in enumerate(run):
                     maps = [
                         restore_map(p, im.shape[:2])

@@ -73,7 +73,7 @@ def preprocess_group(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
         size: the model's input side.
     """
     square = np.stack([pil_bilinear(as_rgb(image), int(size)) for image in images])
-    x = torch.from_numpy(square).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(square).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     return (x - _MEAN) / _STD
 
 

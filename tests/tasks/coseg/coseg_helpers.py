@@ -80,15 +80,3 @@ def stand_in_ssnm(num_classes: int = 78, **options: Any) -> Any:
             )
 
     return StandIn()
-
-
-def stand_in_loss(output: Any, masks: Any, labels: Any, *, foreground_weight: str = "official",
-                  weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Any:  # fmt: skip
-    """``ssnm_loss``'s signature: BCE on the mask and on the co-categories."""
-    import torch.nn.functional as F
-
-    assert foreground_weight in ("official", "balanced") and len(weights) == 3
-    wbce = F.binary_cross_entropy(output.mask.clamp(1e-6, 1 - 1e-6), masks)
-    cls = F.binary_cross_entropy_with_logits(output.cls_logits, labels)
-    total = weights[0] * wbce + weights[1] * cls
-    return total, {"wbce": wbce.detach(), "cls": cls.detach(), "smooth_l1": wbce.detach() * 0}

@@ -22,11 +22,13 @@ from cmseg.tasks.coseg.train import build_training
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "coseg" / "ssnm_tiny.yaml"
 
-pytestmark = pytest.mark.usefixtures("one_thread", "stand_in")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
-def checkpoint(synth, tmp_path) -> Path:
+def checkpoint(synth, tmp_path, monkeypatch) -> Path:
+    """A checkpoint of the real ssnm_tiny trained one step on the synthetic groups."""
+    monkeypatch.setenv("CMSEG_PROGRESS", "0")
     out = tmp_path / "run"
     cfg = load_config(
         RunConfig,
@@ -69,6 +71,27 @@ def test_a_group_of_any_size_gives_maps_at_each_image_size(checkpoint):
         assert np.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="group of 2 or more"):
         predictor.predict(images[:1])
+
+
+@pytest.mark.parametrize("modulator", ["semantic_modulator", "spatial_modulator"])
+def test_the_ablations_train_and_predict(synth, tmp_path, monkeypatch, modulator):
+    """Without the semantic modulator the model has no co-category head: no classification
+    loss, no category scores; without the spatial one the spatial mask is zeros."""
+    monkeypatch.setenv("CMSEG_PROGRESS", "0")
+    cfg = load_config(
+        RunConfig,
+        TINY,
+        [f"data.root={synth}", f"output_dir={tmp_path}", "model.image_size=64",
+         "data.batch_size=2", "data.num_workers=0", "data.options.group_size=3",
+         "train.device=cpu", "train.max_steps=1", "train.tensorboard=false",
+         f"model.options.{modulator}=false"],
+    )  # fmt: skip
+    Trainer.from_setup(build_training(cfg), cfg).fit()
+    predictor = CosegPredictor.from_checkpoint(tmp_path / "last", device="cpu")
+    images = [np.zeros((40, 50, 3), np.uint8), np.full((64, 32, 3), 200, np.uint8)]
+    assert [m.shape for m in predictor.predict(images)] == [(40, 50), (64, 32)]
+    names = {"circle", "square", "triangle"}
+    assert set(predictor.categories()) == (set() if modulator == "semantic_modulator" else names)
 
 
 def test_predictor_refuses_a_checkpoint_of_another_task(checkpoint, tmp_path):

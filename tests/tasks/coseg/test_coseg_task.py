@@ -24,7 +24,7 @@ from cmseg.tasks.coseg.dictionary import cache_path
 from cmseg.tasks.coseg.evaluate import ssnm_gt
 from cmseg.tasks.coseg.options import CosegOptions
 from cmseg.tasks.coseg.process import preprocess_group, resize_mask, restore_map, scoring_pair
-from cmseg.tasks.coseg.train import build_training
+from cmseg.tasks.coseg.train import build_coseg_model, build_training
 from cmseg.tasks.coseg.validate import CosegValidator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,6 +112,11 @@ def test_paper_config_is_the_official_recipe():
     )  # fmt: skip
     assert cfg.data.val_sets == ["MSRC7", "Internet_Datasets300", "iCoseg8", "PASCAL_VOC"]
     CosegOptions.from_config(load_config(RunConfig, TINY).data.options)
+    # the section builds the paper's network (the VGG weights file is not read here)
+    model = build_coseg_model(cfg.model, 78, weights=False)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(40.8e6, rel=0.01)
+    with pytest.raises(ConfigError, match="num_classes is set by the task"):
+        build_coseg_model({"name": "ssnm_tiny", "options": {"num_classes": 3}}, 3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +318,9 @@ def test_a_dict_npy_that_asks_for_code_is_refused(tiny_coco, tmp_path, stand_in)
 
 
 @pytest.fixture
-def trained(synth, tmp_path, stand_in) -> Path:
+def trained(synth, tmp_path, monkeypatch) -> Path:
+    """ssnm_tiny (the real one) trained 2 steps on the synthetic groups, validated."""
+    monkeypatch.setenv("CMSEG_PROGRESS", "0")
     out = tmp_path / "run"
     cfg = folders_config(synth, out)
     torch.manual_seed(0)
@@ -331,7 +338,7 @@ def test_training_stores_the_classes_and_validates_per_set(trained):
     assert best["metrics"]["heldout/J"] == meta["metrics"]["heldout/J"]
 
 
-def test_coco_training_runs_end_to_end(tiny_coco, tmp_path, stand_in):
+def test_coco_training_runs_end_to_end(tiny_coco, tmp_path):
     cfg = coco_config(tiny_coco, tmp_path / "run")
     Trainer.from_setup(build_training(cfg), cfg).fit()
     _, meta = load_checkpoint(tmp_path / "run" / "last")
@@ -368,16 +375,7 @@ def test_validator_scores_equal_an_evaluator_fed_by_hand(trained, synth):
         assert metrics[f"test/{key}"] == pytest.approx(expected[key], abs=1e-12)
 
 
-def _has_ssnm() -> bool:
-    try:
-        import cmseg.models.ssnm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_ssnm(), reason="needs cmseg.models.ssnm")
 def test_torchrun_two_cpu_processes_validate_every_group_once(synth, tmp_path):
     """Under torchrun each rank trains on its share and scores every other group; the
     gathered scores equal a one-process validation of the saved weights."""
@@ -404,6 +402,6 @@ def test_torchrun_two_cpu_processes_validate_every_group_once(synth, tmp_path):
 
     model = CosegPredictor.from_checkpoint(out / "last", device="cpu").model
     alone = build_training(load_config(RunConfig, TINY, overrides)).validate(model)
-    assert set(logged) == set(alone) and "test/J" in alone and "heldout/J" in alone
+    assert set(logged) == set(alone) and alone["test/J"] > 0 and alone["heldout/J"] > 0
     for key, value in alone.items():
         assert logged[key] == pytest.approx(value, abs=1e-9), key
