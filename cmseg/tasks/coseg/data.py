@@ -119,11 +119,16 @@ def _grouped(
 
 
 def open_test_set(root: Path, group_size: int, protocol: str) -> FixedGroups:
-    """A processed test set (``<root>/{image, groundtruth}/<class>/``) in SSNM's groups."""
+    """A processed test set (``<root>/{image, groundtruth}/<class>/``) in SSNM's groups; a
+    class of a single image cannot be co-segmented and is left out (with a warning)."""
     folders = CosegFolders(root, group_size=group_size)
     groups = [
         (cls, cls, [folders.items[cls][i] for i in idx], keep) for cls, idx, keep in folders.groups
     ]
+    single = [g[0] for g in groups if len(g[2]) < 2]
+    if single:
+        log.warning("%s: class(es) of a single image not scored: %s", root, ", ".join(single))
+    groups = [g for g in groups if len(g[2]) >= 2]
     return FixedGroups(groups, lambda key, items: load_items(key, items, protocol=protocol))
 
 

@@ -405,3 +405,16 @@ def test_torchrun_two_cpu_processes_validate_every_group_once(synth, tmp_path):
     assert set(logged) == set(alone) and alone["test/J"] > 0 and alone["heldout/J"] > 0
     for key, value in alone.items():
         assert logged[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_a_test_class_of_one_image_is_left_out(synth, tmp_path, caplog):
+    import shutil
+
+    root = tmp_path / "set"
+    shutil.copytree(synth / "test", root)
+    for kind, ext in (("image", "jpg"), ("groundtruth", "png")):
+        for extra in sorted((root / kind / "circle").glob(f"*.{ext}"))[1:]:
+            extra.unlink()
+    groups = open_test_set(root, 3, "ssnm")
+    assert {g[0] for g in groups.groups} == {"square", "triangle"}
+    assert "circle" in caplog.text and "single image" in caplog.text
