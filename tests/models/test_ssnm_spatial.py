@@ -302,3 +302,27 @@ def test_cuda_equals_cpu(solver):
         torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-4, rtol=0)
     else:  # only the clustered groups converge; noise groups stop at rounding-dependent points
         torch.testing.assert_close(cuda[:2].cpu(), cpu[:2], atol=1e-3, rtol=0)
+
+
+def test_adam_follows_the_official_loop_at_the_barriers_kink():
+    """Where the minimum sits at ||s|| = 1 (no clear eigengap), the first steps depend on
+    which side of 1 the start's norm rounds to; the official loop is written out here as its
+    model.py does it: an (M, 1) parameter sqrt(M * ones) / M, the loss via its transposed
+    view, d = sqrt(sum(s ** 2)), ``if d >= 1``."""
+    torch.manual_seed(11)
+    feats = torch.rand(1, 5, 32, 7, 7)
+    gram = similarity_matrix(feats)[0]
+    m = gram.shape[0]
+    s = torch.nn.Parameter(torch.sqrt(m * torch.ones((m, 1))) / m)
+    s_t = s.transpose(1, 0)
+    opt = torch.optim.Adam([s], 0.01)
+    for _ in range(200):
+        d = torch.sqrt(torch.sum(s**2))
+        barrier = -torch.log(2 - d) if d >= 1 else -torch.log(d)
+        loss = 50 * barrier - torch.sum(s_t @ gram @ s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ours = spatial_mask(feats, solver="adam").flatten()
+    assert torch.allclose(ours, s.data.flatten(), atol=1e-6)
+    assert torch.allclose(adam_reference(gram), s.data.flatten(), atol=1e-6)

@@ -290,16 +290,26 @@ def _eigen_solve(x: Tensor, barrier: float) -> Tensor:
     return barrier_radius(lam, barrier).unsqueeze(1) * v
 
 
+def _official_start(groups: int, m: int, like: Tensor) -> Tensor:
+    """The official start ``sqrt(M * ones) / M`` (``(groups, M)``): 1/sqrt(M) rounded as the
+    official expression rounds it."""
+    start = torch.sqrt(torch.full((), float(m), dtype=like.dtype, device=like.device)) / m
+    return start.expand(groups, m).clone()
+
+
 def _adam_solve(gram: Tensor, steps: int, lr: float, barrier: float) -> Tensor:
     """The official Adam iteration, batched over groups, its gradient written out:
     ``dL/ds = -2 G s + b phi'(||s||) s / ||s||``; the updates are ``torch.optim.Adam``'s
     (single-tensor path, no weight decay, no amsgrad). ``gram (G, M, M)`` -> ``s (G, M)``."""
     groups, m, _ = gram.shape
-    s = torch.full((groups, m), 1.0 / math.sqrt(m), dtype=gram.dtype, device=gram.device)
+    s = _official_start(groups, m, gram)
     exp_avg = torch.zeros_like(s)
     exp_avg_sq = torch.zeros_like(s)
     for step in range(1, steps + 1):
-        d = s.norm(dim=1, keepdim=True)
+        # sqrt(sum(s^2)) as the official code writes it: at the start ||s|| is 1 up to float
+        # rounding, and which side of 1 it rounds to picks the barrier's branch (the kink),
+        # which decides the sign of the first steps; torch.norm rounds differently.
+        d = (s * s).sum(dim=1, keepdim=True).sqrt()
         _, slope = _phi_and_slope(d)
         grad = (barrier * slope / d) * s - 2.0 * (gram @ s.unsqueeze(2)).squeeze(2)
         exp_avg.lerp_(grad, 1 - _BETA1)
@@ -325,12 +335,11 @@ def adam_reference(
     """
     gram = gram.detach()
     m = gram.shape[0]
-    s = torch.full((m,), 1.0 / math.sqrt(m), dtype=gram.dtype, device=gram.device)
-    s.requires_grad_(True)
+    s = _official_start(1, m, gram)[0].requires_grad_(True)
     optimizer = torch.optim.Adam([s], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            d = torch.norm(s)
+            d = torch.sqrt(torch.sum(s**2))
             phi = -torch.log(d) if d < 1 else -torch.log(2 - d)
             loss = -(s @ gram @ s) + barrier * phi
             optimizer.zero_grad()
