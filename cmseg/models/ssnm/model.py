@@ -81,6 +81,7 @@ class SSNM(nn.Module):
         width: W, the lifted width (512 in the paper).
         hsp_channels: ``(c1, c2)`` of the second-order pooling (64, 32).
         hsp_layout: ``images`` (the paper) or ``official`` (see :mod:`.semantic`).
+        hsp_mean: Gram matrices as means, not sums (not official; see :mod:`.semantic`).
         spatial_solver: ``eigen`` (closed form) or ``adam`` (the official 200 Adam steps).
         spatial_modulator, semantic_modulator: False drops that modulator (ablations).
         fuse_levels: fuse all levels into the coarsest before the modulators (HRNet figure).
@@ -95,6 +96,7 @@ class SSNM(nn.Module):
         width: int = 512,
         hsp_channels: Sequence[int] = (64, 32),
         hsp_layout: str = "images",
+        hsp_mean: bool = False,
         spatial_solver: str = "eigen",
         spatial_modulator: bool = True,
         semantic_modulator: bool = True,
@@ -115,7 +117,13 @@ class SSNM(nn.Module):
         self.lifting = nn.ModuleList(ChannelLifting(c, width) for c in pyramid_channels(backbone))
         self.fusion = LevelFusion(width) if fuse_levels else None
         self.semantic = (
-            SemanticModulator(width, int(num_classes), tuple(hsp_channels), hsp_layout)  # type: ignore[arg-type]
+            SemanticModulator(
+                width,
+                int(num_classes),
+                tuple(hsp_channels),
+                hsp_layout,
+                hsp_mean,  # type: ignore[arg-type]
+            )
             if semantic_modulator
             else None
         )

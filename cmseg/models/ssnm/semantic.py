@@ -33,9 +33,10 @@ __all__ = ["HSP_LAYOUTS", "SemanticModulator"]
 HSP_LAYOUTS = ("images", "official")
 
 
-def _gram(x: torch.Tensor) -> torch.Tensor:
-    """``(B, c, n) -> (B, c * c)``: the flattened ``x x^T``."""
-    return torch.bmm(x, x.transpose(1, 2)).flatten(1)
+def _gram(x: torch.Tensor, mean: bool = False) -> torch.Tensor:
+    """``(B, c, n) -> (B, c * c)``: the flattened ``x x^T`` (``/ n`` when ``mean``)."""
+    gram = torch.bmm(x, x.transpose(1, 2)).flatten(1)
+    return gram / x.shape[-1] if mean else gram
 
 
 class SemanticModulator(nn.Module):
@@ -46,6 +47,12 @@ class SemanticModulator(nn.Module):
         num_classes: K, the co-categories (78 on COCO).
         hsp_channels: ``(c1, c2)``.
         hsp_layout: ``images`` (the paper's pooling) or ``official`` (the released view).
+        hsp_mean: divide each Gram matrix by the number of vectors it sums over (the ``h w``
+            positions, then the ``N`` images). Not in the official code, whose sums grow as
+            ``(h w)^2 N`` times the fourth power of the features: gamma starts in the
+            thousands on real images, which a model trained from scratch at a large learning
+            rate does not recover from (its units die in the first steps); with pretrained
+            VGG weights and lr 1e-5 the official recipe copes. Default False.
 
     ``forward(x)``: ``x`` ``(B, N, C, h, w)`` -> ``(gamma (B, C) >= 0, logits (B, K))``.
     """
@@ -56,12 +63,14 @@ class SemanticModulator(nn.Module):
         num_classes: int,
         hsp_channels: tuple[int, int] = (64, 32),
         hsp_layout: str = "images",
+        hsp_mean: bool = False,
     ) -> None:
         super().__init__()
         if hsp_layout not in HSP_LAYOUTS:
             raise ValueError(f"hsp_layout must be one of {', '.join(HSP_LAYOUTS)}")
         c1, c2 = (int(c) for c in hsp_channels)
         self.hsp_layout = hsp_layout
+        self.hsp_mean = bool(hsp_mean)
         self.image_pool = nn.Sequential(nn.Conv2d(width, c1, 1), nn.ReLU())
         self.group_pool = nn.Sequential(nn.Conv2d(c1 * c1, c2, 1), nn.ReLU())
         self.group_vector = nn.Sequential(nn.Linear(c2 * c2, width), nn.ReLU())
@@ -70,11 +79,11 @@ class SemanticModulator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, n = x.shape[:2]
         per_image = self.image_pool(x.flatten(0, 1)).flatten(2)  # (B N, c1, hw)
-        grams = _gram(per_image)  # (B N, c1^2)
+        grams = _gram(per_image, self.hsp_mean)  # (B N, c1^2)
         if self.hsp_layout == "official":
             grid = grams.reshape(b, -1, n, 1)  # the released view(): no permute
         else:
             grid = grams.reshape(b, n, -1).transpose(1, 2).unsqueeze(-1)  # (B, c1^2, N, 1)
         pooled = self.group_pool(grid).flatten(2)  # (B, c2, N)
-        gamma = self.group_vector(_gram(pooled))
+        gamma = self.group_vector(_gram(pooled, self.hsp_mean))
         return gamma, self.classifier(gamma)

@@ -180,12 +180,15 @@ def test_hsp_layouts_differ_only_in_the_group_pooling():
         assert torch.allclose(a(x1).cls_logits, b(x1).cls_logits)
 
 
-def test_semantic_pooling_by_hand():
-    """gamma from the per-image Gram matrices pooled across the images, step by step."""
+@pytest.mark.parametrize("mean", [False, True])
+def test_semantic_pooling_by_hand(mean):
+    """gamma from the per-image Gram matrices pooled across the images, step by step (with
+    ``hsp_mean`` each Gram is divided by the number of vectors it sums: 6 positions, 4
+    images)."""
     from cmseg.models.ssnm.semantic import SemanticModulator
 
     torch.manual_seed(8)
-    sem = SemanticModulator(width=6, num_classes=2, hsp_channels=(3, 2))
+    sem = SemanticModulator(width=6, num_classes=2, hsp_channels=(3, 2), hsp_mean=mean)
     x = torch.rand(1, 4, 6, 2, 3)
     gamma, logits = sem(x)
     conv1, conv2 = sem.image_pool[0], sem.group_pool[0]
@@ -196,10 +199,10 @@ def test_semantic_pooling_by_hand():
             + conv1.bias[:, None, None]
         )
         f = f.reshape(3, -1)
-        grams.append((f @ f.T).reshape(-1))  # 9 numbers per image
+        grams.append((f @ f.T).reshape(-1) / (6 if mean else 1))  # 9 numbers per image
     g = torch.stack(grams, dim=1)  # (9, 4): Gram entries x images
     z = torch.relu(conv2.weight[:, :, 0, 0] @ g + conv2.bias[:, None])  # (2, 4)
-    v = (z @ z.T).reshape(1, -1)
+    v = (z @ z.T).reshape(1, -1) / (4 if mean else 1)
     expected = torch.relu(sem.group_vector[0](v))
     assert torch.allclose(gamma, expected, atol=1e-5)
     assert torch.allclose(logits, sem.classifier(expected), atol=1e-5)
