@@ -27,7 +27,14 @@ run. CPU timings depend on the load (printed) and on ``--threads`` (default 1: o
 shared CPU, OpenMP threads waiting for each other made these small solves up to 100x slower
 and erratic; 0 keeps torch's default).
 
-Run: ``python benchmarks/bench_ssnm.py [--sections solvers] [--sizes 2 5 10 20] [--groups 2]
+``model``: per configuration (``paper``: ``ssnm_vgg16`` at 224 px, the official groups of 5;
+``tiny``: ``ssnm_tiny`` at 128 px, the demo's) and device: parameters, forward GFLOPs per image
+(``torch.utils.flop_counter``, one multiply-add = 2 FLOPs; the spatial solver's eigensolver is
+not counted), training groups/s (forward, loss, backward and an Adam step on ``--train-groups``
+groups of 5) and inference images/s (eval mode, one group of 5 per call), with both solvers'
+inference rates so the cost of the official Adam solve shows beside the closed form's.
+
+Run: ``python benchmarks/bench_ssnm.py [--sections solvers,model] [--sizes 2 5 10 20] [--groups 2]
 [--kinds shared mixed noise] [--vgg-weights FILE] [--threads T] [--devices cpu cuda]``.
 """
 
@@ -233,13 +240,92 @@ def solvers_section(args: argparse.Namespace) -> None:
             )
 
 
-#: section name -> function of the parsed arguments; more sections are added here.
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"solvers": solvers_section}
+#: The model section's configurations: name -> (builder, input side).
+CONFIGS = {"paper": ("ssnm_vgg16", 224), "tiny": ("ssnm_tiny", 128)}
+
+
+def _group_batch(groups: int, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(groups, 5, 3, size, size, generator=g)
+    masks = (torch.rand(groups, 5, size, size, generator=g) > 0.7).float()
+    labels = torch.zeros(groups, 78)
+    labels[:, 0] = 1
+    return images.to(device), masks.to(device), labels.to(device)
+
+
+def _gflops_per_image(model: torch.nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, _, _ = _group_batch(1, size, torch.device("cpu"))
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(images)
+    return counter.get_total_flops() / 1e9 / images.shape[1]
+
+
+def _rates(model: torch.nn.Module, size: int, device: torch.device, groups: int) -> dict:
+    from cmseg.models.ssnm import ssnm_loss
+
+    model.to(device)
+    images, masks, labels = _group_batch(groups, size, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+
+    def train_step() -> None:
+        loss, _ = ssnm_loss(model(images), masks, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    train_s = seconds_per_call(train_step, 2, device)
+    model.eval()
+    infer = {}
+    for solver in ("eigen", "adam"):
+        model.spatial_solver = solver
+        with torch.inference_mode():
+            infer[solver] = seconds_per_call(lambda: model(images[:1]), 3, device)
+    model.spatial_solver = "eigen"
+    return {"train": groups / train_s, "eigen": 5 / infer["eigen"], "adam": 5 / infer["adam"]}
+
+
+def model_section(args: argparse.Namespace) -> None:
+    """The ``model`` section: size, FLOPs and throughput of the paper and tiny models."""
+    from cmseg.models import build_model
+
+    print("\n== model: parameters, GFLOPs, training and inference rates ==")
+    header = (
+        f"{'config':<6} {'device':<6} {'size':>4} {'params M':>9} {'GFLOPs/img':>11} "
+        f"{'train groups/s':>15} {'infer img/s':>12} {'infer img/s (adam)':>19} {'adam/eigen':>11}"
+    )
+    _table_head(f"groups of 5, {args.train_groups} groups per training step", header)
+    for name, (builder, size) in CONFIGS.items():
+        torch.manual_seed(0)
+        model = build_model(builder, num_classes=78)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        gflops = _gflops_per_image(model, size)
+        for kind in args.devices:
+            r = _rates(model, size, torch.device(kind), args.train_groups)
+            print(
+                f"{name:<6} {kind:<6} {size:>4} {params:9.2f} {gflops:11.2f} {r['train']:15.2f} "
+                f"{r['eigen']:12.1f} {r['adam']:19.1f} {r['eigen'] / r['adam']:10.2f}x",
+                flush=True,
+            )
+
+
+#: section name -> function of the parsed arguments.
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "solvers": solvers_section,
+    "model": model_section,
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="solvers", help=f"comma-separated: {list(SECTIONS)}")
+    parser.add_argument(
+        "--sections", default="solvers,model", help=f"comma-separated: {list(SECTIONS)}"
+    )
+    parser.add_argument("--train-groups", type=int, default=4, help="model: groups per step")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 5, 10, 20])
     parser.add_argument("--groups", type=int, default=2, help="groups per kind and size")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
