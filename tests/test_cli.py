@@ -92,7 +92,7 @@ def test_info_prints_versions_and_cuda():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["demo", "coseg"],
+        ["demo", "rvos"],
         ["predict", "rvos", "--checkpoint", "c", "--input", "i", "--out", "o"],
         ["predict", "fsrvos", "--checkpoint", "c", "--input", "i", "--out", "o"],
     ],

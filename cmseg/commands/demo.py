@@ -8,6 +8,7 @@ runs the loop every demo shares with the task's training hook.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 __all__ = ["run_demo"]
 
@@ -23,4 +24,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
     task = get_task(args.task)
     recipe = task.require("demo")
-    return run_recipe(recipe, task.require("train"), args)
+    if not task.built("train"):
+        task.require("train")  # says that it is not built
+    # The training hook imports torch: loaded only when the first method trains, after
+    # run_recipe has pinned the CPU kernels (which must happen before torch is imported).
+
+    def build_training(cfg: Any) -> Any:
+        return task.require("train")(cfg)
+
+    return run_recipe(recipe, build_training, args)

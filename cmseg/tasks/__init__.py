@@ -59,6 +59,7 @@ TASKS: dict[str, Task] = {
         models=("ssnm_vgg16", "ssnm_tiny"),
         train=_hook("coseg.train", "build_training"),
         predict=_hook("coseg.cli", "PREDICT"),
+        demo=_hook("coseg.demo", "RECIPE"),
         evaluations={"coseg": _hook("coseg.evaluate", "ADAPTER")},
     ),
     "ris": Task(
