@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ __all__ = [
     "DemoReport",
     "DemoRecipe",
     "keep_setup",
+    "condition_rows",
     "train_section",
     "data_section",
     "InMemory",
@@ -177,6 +178,25 @@ class DemoReport:
     header: list[str]
     rows: list[list[Any]]
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def condition_rows(
+    entries: Mapping[str, Mapping[str, Any]],
+    conditions: Mapping[str, str],
+    columns: Sequence[str],
+) -> list[list[Any]]:
+    """The rows of a method x test-condition table: per method (``entry["name"]``) and per
+    condition ``key -> label``, ``[name, label, *metrics]`` with the metrics read from
+    ``entry["results"][key]["metrics"]`` by their flattened names ``columns`` (None when
+    absent)."""
+    from cmseg.engine.reports import flatten
+
+    rows = []
+    for entry in entries.values():
+        for key, label in conditions.items():
+            flat = flatten(entry["results"][key]["metrics"])
+            rows.append([entry["name"], label] + [flat.get(c) for c in columns])
+    return rows
 
 
 def keep_setup(setup: TrainingSetup, context: Any) -> TrainingSetup:

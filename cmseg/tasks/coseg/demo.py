@@ -64,7 +64,14 @@ from typing import Any
 
 from cmseg.config import ModelConfig, OptimConfig, RunConfig, ScheduleConfig
 from cmseg.data.synthetic import draw
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, data_section, train_section
+from cmseg.engine.demo import (
+    DemoRecipe,
+    DemoReport,
+    DemoRun,
+    condition_rows,
+    data_section,
+    train_section,
+)
 from cmseg.errors import ConfigError
 
 __all__ = [
@@ -276,11 +283,7 @@ def _describe(entry: Mapping[str, Any]) -> str:
 
 def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]]) -> DemoReport:
     header = ["method", "classes at test", "P", "J"]
-    rows = []
-    for entry in entries.values():
-        for condition, label in CONDITIONS.items():
-            metrics = entry["results"][condition]["metrics"]
-            rows.append([entry["name"], label, metrics.get("P"), metrics.get("J")])
+    rows = condition_rows(entries, CONDITIONS, ["P", "J"])
     title = (
         f"coseg demo: {ctx.counts['train']['groups']} training groups of {GROUP_SIZE} synthetic "
         f"images at {IMAGE_SIZE} px ({len(TRAIN_CLASSES)} shape classes); scored (P, J, native "

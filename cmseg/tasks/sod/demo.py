@@ -51,7 +51,14 @@ from pathlib import Path
 from typing import Any
 
 from cmseg.config import ModelConfig, OptimConfig, RunConfig, ScheduleConfig
-from cmseg.engine.demo import DemoRecipe, DemoReport, DemoRun, data_section, train_section
+from cmseg.engine.demo import (
+    DemoRecipe,
+    DemoReport,
+    DemoRun,
+    condition_rows,
+    data_section,
+    train_section,
+)
 from cmseg.engine.training_setup import TrainingSetup
 from cmseg.errors import ConfigError
 
@@ -228,14 +235,9 @@ def _describe(entry: Mapping[str, Any]) -> str:
 
 
 def _report(run: DemoRun, ctx: _Context, entries: Mapping[str, Mapping[str, Any]]) -> DemoReport:
-    from cmseg.engine.reports import flatten
-
     header = ["method", "depth at test"] + [label for _, label in _COLUMNS]
-    rows = []
-    for entry in entries.values():
-        for condition in _CONDITIONS:
-            flat = flatten(entry["results"][condition]["metrics"])
-            rows.append([entry["name"], condition] + [flat.get(k) for k, _ in _COLUMNS])
+    conditions = {c: c for c in _CONDITIONS}
+    rows = condition_rows(entries, conditions, [k for k, _ in _COLUMNS])
     title = (
         f"sod demo: {ctx.n_train} training / {ctx.n_test} held-out synthetic RGB-D scenes at "
         f"{IMAGE_SIZE} px, {run.steps} training steps per model, seed {run.seed}; corrupted "
